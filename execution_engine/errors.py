@@ -1,0 +1,71 @@
+"""Exception types raised by the engine.
+
+Every failure the engine can foresee is raised as one of these before LLVM
+sees the offending input, so that nothing a caller does through the API can
+reach an LLVM fatal error. Each message names the culprit (symbol, module,
+file). Every class derives from :class:`ExecutionEngineError`, which derives
+from ``RuntimeError`` because that is what llvmlite's MCJIT raises, so
+existing ``except RuntimeError`` handlers keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+
+class ExecutionEngineError(RuntimeError):
+    """Base class of every error this package raises."""
+
+
+class InvalidModuleError(ExecutionEngineError, ValueError):
+    """The IR is malformed or fails verification (message carries LLVM's diagnostic)."""
+
+
+class TargetMismatchError(ExecutionEngineError, ValueError):
+    """A module's triple or data layout does not match the engine's target machine."""
+
+
+class InvalidObjectError(ExecutionEngineError, ValueError):
+    """Object bytes (from a file, ``add_object_file`` or an object cache) are not
+    a relocatable ELF object this engine can link for its target."""
+
+
+class DuplicateSymbolError(ExecutionEngineError):
+    """A strong symbol is defined twice where that is not allowed."""
+
+    def __init__(self, symbol: str, first: str, second: str):
+        self.symbol = symbol
+        self.first = first
+        self.second = second
+        super().__init__(
+            f"duplicate definition of symbol '{symbol}': defined in {first} and again in {second}"
+        )
+
+
+class UnresolvedSymbolError(ExecutionEngineError):
+    """Symbols referenced by code being linked are defined nowhere.
+
+    ``missing`` maps each unit (module or object name) to the sorted list of
+    names it needs and nobody defines.
+    """
+
+    def __init__(self, missing: Mapping[str, Iterable[str]]):
+        self.missing = {unit: sorted(set(names)) for unit, names in missing.items()}
+        parts = [f"{unit}: {', '.join(names)}" for unit, names in self.missing.items()]
+        super().__init__("unresolved external symbol(s): " + "; ".join(parts))
+
+
+class SignatureMismatchError(ExecutionEngineError, TypeError):
+    """A replacement function's type differs from the function it replaces."""
+
+
+class SwapNotSupportedError(ExecutionEngineError):
+    """The engine's redirection policy cannot replace function bodies."""
+
+
+class EngineClosedError(ExecutionEngineError):
+    """The engine was closed; it can no longer be used."""
+
+
+class LinkError(ExecutionEngineError):
+    """LLVM's JIT linker rejected an object (message carries LLVM's diagnostic)."""
