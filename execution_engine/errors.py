@@ -10,6 +10,7 @@ existing ``except RuntimeError`` handlers keep working.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Iterable, Mapping
 
 
@@ -63,8 +64,11 @@ class SwapNotSupportedError(ExecutionEngineError):
     """The engine's redirection policy cannot replace function bodies."""
 
 
-class EngineClosedError(ExecutionEngineError):
-    """The engine was closed; it can no longer be used."""
+class EngineClosedError(ExecutionEngineError, ctypes.ArgumentError):
+    """The engine was closed; it can no longer be used.
+
+    Also a ``ctypes.ArgumentError``, which is what llvmlite's engine raises
+    when used after ``close()``."""
 
 
 class LinkError(ExecutionEngineError):

@@ -1,0 +1,68 @@
+; CATALOGUE: MCJIT/multi-module-eh-a.ll
+; KINDS: mcjit
+; EXTRA: multi-module-eh-b.ll
+; EXIT: 0
+;
+; main throws and catches a C++ int itself, then calls into an extra module
+; (multi-module-eh-b.ll) whose function throws and catches its own int.
+; Unwinding must work in both modules: status is 0 only if both catches saw
+; their values; a module without registered unwind tables aborts.
+
+@_ZTIi = external constant ptr
+
+declare ptr @__cxa_allocate_exception(i64)
+declare void @__cxa_throw(ptr, ptr, ptr)
+declare ptr @__cxa_begin_catch(ptr)
+declare void @__cxa_end_catch()
+declare i32 @__gxx_personality_v0(...)
+
+; Throws a C++ int, like "throw <value>;" in C++.
+define internal void @throw_in_a() {
+entry:
+  %exn = call ptr @__cxa_allocate_exception(i64 4)
+  store i32 17, ptr %exn, align 4
+  call void @__cxa_throw(ptr %exn, ptr @_ZTIi, ptr null)
+  unreachable
+}
+
+; Calls @throw_in_a and catches the int it throws.  Returns 0 when the
+; caught value is 17, 1 when nothing was thrown, 2 when the selector does
+; not name int, 3 when the value is wrong.
+define i32 @catch_in_a() personality ptr @__gxx_personality_v0 {
+entry:
+  invoke void @throw_in_a()
+          to label %no.throw unwind label %lpad
+
+no.throw:
+  ret i32 1
+
+lpad:
+  %lp = landingpad { ptr, i32 }
+          catch ptr @_ZTIi
+  %exn = extractvalue { ptr, i32 } %lp, 0
+  %sel = extractvalue { ptr, i32 } %lp, 1
+  %matched = icmp sgt i32 %sel, 0
+  br i1 %matched, label %catch, label %wrong.type
+
+catch:
+  %payload = call ptr @__cxa_begin_catch(ptr %exn)
+  %v = load i32, ptr %payload, align 4
+  call void @__cxa_end_catch()
+  %right = icmp eq i32 %v, 17
+  %status = select i1 %right, i32 0, i32 3
+  ret i32 %status
+
+wrong.type:
+  ret i32 2
+}
+
+declare i32 @catch_in_b()
+
+define i32 @main() {
+entry:
+  %a = call i32 @catch_in_a()
+  %b = call i32 @catch_in_b()
+  %b4 = shl i32 %b, 2
+  %status = or i32 %a, %b4
+  ret i32 %status
+}

@@ -1,0 +1,10 @@
+; Extra module for multi-module-a.ll: the middle of the call chain.
+
+declare i32 @last(i32)
+
+define i32 @middle(i32 %x) {
+entry:
+  %y = mul i32 %x, 2
+  %r = call i32 @last(i32 %y)
+  ret i32 %r
+}

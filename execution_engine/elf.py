@@ -1,0 +1,324 @@
+"""Reading, validating and rewriting ELF64 relocatable objects.
+
+The linker underneath (LLVM's RuntimeDyld, reached through llvmlite's LLJIT)
+runs with assertions enabled in the llvmlite wheel: a malformed object, an
+unknown relocation type or a relocation that points outside its section
+aborts the process. :class:`ObjectFile` therefore validates every structural
+fact the linker relies on and raises :class:`InvalidObjectError` instead.
+
+:func:`rewrite` edits the symbol table only (section contents and
+relocations are never touched): it turns definitions into references, adds
+global aliases for local symbols and renames definitions. That is how the
+engine routes every reference to a function through its stub and lets a new
+object share storage that already exists.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .errors import InvalidObjectError
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+
+SHT_SYMTAB = 2
+SHT_STRTAB = 3
+SHT_RELA = 4
+SHT_NOBITS = 8
+SHT_REL = 9
+SHF_ALLOC = 0x2
+
+SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00
+SHN_ABS = 0xFFF1
+SHN_COMMON = 0xFFF2
+SHN_XINDEX = 0xFFFF
+
+STB_LOCAL = 0
+STB_GLOBAL = 1
+STB_WEAK = 2
+STT_NOTYPE = 0
+STT_OBJECT = 1
+STT_FUNC = 2
+STT_SECTION = 3
+STT_FILE = 4
+STT_COMMON = 5
+STT_TLS = 6
+STV_DEFAULT = 0
+STV_HIDDEN = 2
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_SYM = struct.Struct("<IBBHQQ")
+_RELA_SIZE = 24
+
+# Relocation types RuntimeDyldELF implements for each machine; anything else
+# reaches an llvm_unreachable inside LLVM.
+_SUPPORTED_RELOCATIONS = {
+    EM_X86_64: frozenset(
+        {0, 1, 2, 4, 9, 10, 11, 12, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29,
+         41, 42}
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Section:
+    index: int
+    name: str
+    type: int
+    flags: int
+    offset: int
+    size: int
+    link: int
+    info: int
+    entsize: int
+
+
+@dataclass(frozen=True)
+class Symbol:
+    index: int
+    name: str
+    bind: int
+    type: int
+    visibility: int
+    shndx: int
+    value: int
+    size: int
+
+    @property
+    def is_defined(self) -> bool:
+        return self.shndx != SHN_UNDEF
+
+    @property
+    def is_global(self) -> bool:
+        return self.bind in (STB_GLOBAL, STB_WEAK)
+
+    @property
+    def is_function(self) -> bool:
+        return self.type == STT_FUNC
+
+    @property
+    def is_weak(self) -> bool:
+        """Weak, or common: a definition another one may replace."""
+        return self.bind == STB_WEAK or self.shndx == SHN_COMMON
+
+
+class ObjectFile:
+    """A parsed, validated ELF64 little-endian relocatable object.
+
+    Construction raises :class:`InvalidObjectError` (naming ``name``) unless
+    the bytes are a relocatable object for ``machine`` whose headers, symbol
+    table, string tables and relocations are all consistent. The instance
+    keeps a reference to ``data`` and never mutates it.
+    """
+
+    def __init__(self, data: bytes, *, machine: int = EM_X86_64, name: str = "<object>"):
+        self.data = bytes(data)
+        self.name = name
+        self.machine = machine
+        self.sections: list[Section] = []
+        self.symbols: list[Symbol] = []
+        self.symtab_index = -1
+        try:
+            self._parse()
+        except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
+            raise InvalidObjectError(f"{name}: malformed ELF object ({exc})") from None
+
+    # -- parsing -------------------------------------------------------------
+
+    def _fail(self, why: str) -> None:
+        raise InvalidObjectError(f"{self.name}: {why}")
+
+    def _parse(self) -> None:
+        data = self.data
+        if len(data) < _EHDR.size or data[:4] != b"\x7fELF":
+            self._fail("not an ELF object (bad magic or too short)")
+        ident = data[:16]
+        if ident[4] != 2 or ident[5] != 1:
+            self._fail("only 64-bit little-endian ELF objects are supported")
+        (_, e_type, e_machine, _, _, _, e_shoff, _, _, _, _, e_shentsize, e_shnum,
+         e_shstrndx) = _EHDR.unpack_from(data, 0)
+        if e_type != 1:
+            self._fail(f"not a relocatable object (ELF type {e_type})")
+        if e_machine != self.machine:
+            self._fail(f"object is for machine {e_machine}, the engine targets {self.machine}")
+        if e_shentsize != _SHDR.size or e_shnum == 0 or e_shnum >= SHN_LORESERVE:
+            self._fail("bad section header table")
+        if e_shoff + e_shnum * _SHDR.size > len(data):
+            self._fail("section header table lies outside the file")
+        raw = [_SHDR.unpack_from(data, e_shoff + i * _SHDR.size) for i in range(e_shnum)]
+        for i, (_, typ, _, _, off, size, link, _, _, _) in enumerate(raw):
+            if typ != SHT_NOBITS and off + size > len(data):
+                self._fail(f"section {i} lies outside the file")
+            if link >= e_shnum:
+                self._fail(f"section {i} links to missing section {link}")
+        if e_shstrndx >= e_shnum or raw[e_shstrndx][1] != SHT_STRTAB:
+            self._fail("missing section name table")
+        shstr = self._blob(raw[e_shstrndx])
+        for i, (nm, typ, flags, _, off, size, link, info, _, entsize) in enumerate(raw):
+            self.sections.append(
+                Section(i, _cstring(shstr, nm), typ, flags, off, size, link, info, entsize)
+            )
+        symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
+        if len(symtabs) > 1:
+            self._fail("more than one symbol table")
+        if symtabs:
+            self._parse_symbols(symtabs[0])
+        for sec in self.sections:
+            if sec.type == SHT_REL:
+                self._fail(f"REL relocations (section {sec.name}) are not supported")
+            if sec.type == SHT_RELA:
+                self._check_relocations(sec)
+
+    def _blob(self, raw_or_sec: tuple | Section) -> bytes:
+        if isinstance(raw_or_sec, Section):
+            return self.data[raw_or_sec.offset : raw_or_sec.offset + raw_or_sec.size]
+        off, size = raw_or_sec[4], raw_or_sec[5]
+        return self.data[off : off + size]
+
+    def _parse_symbols(self, symtab: Section) -> None:
+        if symtab.entsize != _SYM.size or symtab.size % _SYM.size:
+            self._fail("bad symbol table entry size")
+        strtab = self.sections[symtab.link]
+        if strtab.type != SHT_STRTAB:
+            self._fail("symbol table does not link to a string table")
+        names = self._blob(strtab)
+        self.symtab_index = symtab.index
+        nsec = len(self.sections)
+        for i, (nm, info, other, shndx, value, size) in enumerate(
+            _SYM.iter_unpack(self._blob(symtab))
+        ):
+            if shndx == SHN_XINDEX or (nsec <= shndx < SHN_LORESERVE):
+                self._fail(f"symbol {i} refers to missing section {shndx}")
+            self.symbols.append(
+                Symbol(i, _cstring(names, nm), info >> 4, info & 0xF, other & 3, shndx, value, size)
+            )
+
+    def _check_relocations(self, rela: Section) -> None:
+        if rela.entsize != _RELA_SIZE or rela.size % _RELA_SIZE:
+            self._fail(f"bad relocation entry size in {rela.name}")
+        if rela.link != self.symtab_index:
+            self._fail(f"relocation section {rela.name} does not use the symbol table")
+        if not 0 < rela.info < len(self.sections):
+            self._fail(f"relocation section {rela.name} applies to missing section {rela.info}")
+        target = self.sections[rela.info]
+        supported = _SUPPORTED_RELOCATIONS.get(self.machine)
+        words = memoryview(self._blob(rela)).cast("Q")
+        nsyms = len(self.symbols)
+        for k in range(0, len(words), 3):
+            offset, info = words[k], words[k + 1]
+            rtype, sym = info & 0xFFFFFFFF, info >> 32
+            if sym >= nsyms:
+                self._fail(f"relocation in {rela.name} refers to missing symbol {sym}")
+            if supported is not None and rtype not in supported:
+                self._fail(f"relocation type {rtype} in {rela.name} is not supported by the linker")
+            if offset >= target.size and target.type != SHT_NOBITS:
+                self._fail(f"relocation in {rela.name} points outside section {target.name}")
+
+    # -- queries -------------------------------------------------------------
+
+    def defined_globals(self) -> dict[str, Symbol]:
+        """Global and weak symbols this object defines (common ones included)."""
+        return {s.name: s for s in self.symbols if s.is_global and s.is_defined and s.name}
+
+    def undefined_globals(self) -> dict[str, Symbol]:
+        """Symbols this object needs from elsewhere."""
+        return {
+            s.name: s for s in self.symbols if s.is_global and not s.is_defined and s.name
+        }
+
+    def local_symbol(self, name: str) -> Symbol | None:
+        """The first local, named, non-section symbol called ``name``."""
+        for s in self.symbols:
+            if s.bind == STB_LOCAL and s.name == name and s.type not in (STT_SECTION, STT_FILE):
+                return s
+        return None
+
+    def sections_named(self, prefix: str) -> list[Section]:
+        return [s for s in self.sections if s.name == prefix or s.name.startswith(prefix + ".")]
+
+
+def _cstring(table: bytes, offset: int) -> str:
+    end = table.index(b"\0", offset)
+    return table[offset:end].decode("utf-8")
+
+
+def rewrite(
+    obj: ObjectFile,
+    *,
+    undefine: Iterable[str] = (),
+    rename: Mapping[str, str] | None = None,
+    aliases: Mapping[str, tuple[int, int]] | None = None,
+) -> bytes:
+    """Return a copy of ``obj``'s bytes with its symbol table edited.
+
+    * ``undefine``: global definitions whose name becomes a reference. The
+      bytes stay in their section (unreferenced); every relocation that
+      named the symbol now resolves to whatever the linker imports.
+    * ``rename``: ``{name: new_name}`` for global definitions. Combined with
+      ``undefine`` of the same name this splits a definition into a body
+      (under ``new_name``) and references to ``name`` (e.g. a stub).
+    * ``aliases``: ``{new_name: (section_index, offset)}`` adds hidden
+      global symbols, e.g. to export a local constructor.
+
+    Only the symbol and string tables change; they move to the end of the
+    file so that every other offset stays valid.
+    """
+    rename = dict(rename or {})
+    aliases = dict(aliases or {})
+    undefine = set(undefine)
+    if not (undefine or rename or aliases):
+        return obj.data
+    symtab = obj.sections[obj.symtab_index]
+    strtab = obj.sections[symtab.link]
+    table = bytearray(obj.data[symtab.offset : symtab.offset + symtab.size])
+    names = bytearray(obj.data[strtab.offset : strtab.offset + strtab.size])
+
+    def add_name(text: str) -> int:
+        pos = len(names)
+        names.extend(text.encode("utf-8") + b"\0")
+        return pos
+
+    by_name = obj.defined_globals()
+    for name in undefine | set(rename):
+        if name not in by_name:
+            raise KeyError(f"{obj.name} does not define '{name}'")
+    for name, sym in by_name.items():
+        off = sym.index * _SYM.size
+        if name in rename and name in undefine:
+            # The body moves to a new symbol; the old index stays a reference.
+            table.extend(
+                _SYM.pack(add_name(rename[name]), (STB_GLOBAL << 4) | sym.type,
+                          sym.visibility, sym.shndx, sym.value, sym.size)
+            )
+        elif name in rename:
+            struct.pack_into("<I", table, off, add_name(rename[name]))
+        if name in undefine:
+            bind = STB_WEAK if sym.bind == STB_WEAK else STB_GLOBAL
+            typ = STT_NOTYPE if sym.shndx == SHN_COMMON else sym.type
+            name_offset = struct.unpack_from("<I", table, off)[0]
+            _SYM.pack_into(table, off, name_offset, (bind << 4) | typ, sym.visibility,
+                           SHN_UNDEF, 0, 0)
+    for alias, (shndx, value) in aliases.items():
+        table.extend(_SYM.pack(add_name(alias), (STB_GLOBAL << 4) | STT_FUNC, STV_HIDDEN,
+                               shndx, value, 0))
+
+    out = bytearray(obj.data)
+    out.extend(b"\0" * (-len(out) % 8))
+    symtab_off = len(out)
+    out.extend(table)
+    strtab_off = len(out)
+    out.extend(names)
+    _patch_section(out, symtab.index, symtab_off, len(table))
+    _patch_section(out, strtab.index, strtab_off, len(names))
+    return bytes(out)
+
+
+def _patch_section(out: bytearray, index: int, offset: int, size: int) -> None:
+    e_shoff = struct.unpack_from("<Q", out, 0x28)[0]
+    base = e_shoff + index * _SHDR.size
+    struct.pack_into("<QQ", out, base + 24, offset, size)

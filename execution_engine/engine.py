@@ -1,0 +1,282 @@
+"""The facade: llvmlite's MCJIT ``ExecutionEngine``, built from JIT layers.
+
+The stack, top to bottom::
+
+    ExecutionEngine      MCJIT API -> layer calls (this file)
+    IRCompileLayer       IR -> objects with the user's TargetMachine; object cache
+    RedirectionLayer     functions behind stubs + pointer slots; data sharing; ctors
+    ObjectLinkingLayer   RuntimeDyld via llvmlite's LLJIT; one resource per set
+
+with a SymbolTable (which definition of each name is current), a
+StubManager (stubs and slots in engine-owned pages) and the resolvers
+(global mappings, process symbols) beside them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Any
+
+import llvmlite.binding as llvm
+
+from . import module_checks, structors
+from .errors import EngineClosedError, InvalidObjectError
+from .layers.base import Handle
+from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
+from .layers.object_linking import ObjectLinkingLayer
+from .layers.redirection import RedirectionLayer
+from .object_files import object_file_bytes
+from .resolver import GlobalMappings, ProcessResolver
+from .stubs import Stub, StubManager
+from .symbols import SymbolTable
+
+_tm_users: dict[int, int] = {}
+_tm_lock = threading.Lock()
+
+
+class ExecutionEngine:
+    """An MCJIT-compatible execution engine.
+
+    Ownership (as in llvmlite): modules passed to the constructor and to
+    :meth:`add_module` belong to the engine until :meth:`remove_module`
+    returns them; :meth:`close` disposes of the modules it still owns and of
+    the target machine. The engine never changes a module: callers may keep
+    printing, serialising and compiling it.
+
+    Memory: :meth:`remove_module` frees the module's code and data at once;
+    :meth:`close` frees everything. Addresses handed out for functions are
+    stub addresses, stable for the life of the engine; calling a function
+    whose module was removed reports the function's name and aborts rather
+    than jumping into freed memory.
+
+    Thread-safety: every method may be called from any thread; mutations
+    are serialised by the engine's lock.
+    """
+
+    def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
+                 strict: bool = False, redirection: str = "stub", session_capacity: int = 256):
+        module_checks.check_module(module, target_machine)
+        self._lock = threading.RLock()
+        self._closed = False
+        self._target_machine = target_machine
+        self._target_data = llvm.create_target_data(str(target_machine.target_data))
+        self._modules: dict[int, tuple[llvm.ModuleRef, Handle]] = {}
+        self._constructed: set[Handle] = set()
+        self._mappings = GlobalMappings()
+        self._process = ProcessResolver()
+        self._stubs = StubManager(self._on_unbound_stub)
+        self._symbols = SymbolTable(self._stubs, strict=strict)
+        self._linker = ObjectLinkingLayer(target_machine, session_capacity=session_capacity)
+        self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
+                                             self._process, policy=redirection)
+        self._compiler = IRCompileLayer(target_machine, self._redirection)
+        with _tm_lock:
+            _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
+        target_machine._owned = True
+        self.add_module(module)
+
+    # -- modules ---------------------------------------------------------------
+
+    def add_module(self, module: llvm.ModuleRef) -> None:
+        """Add ``module``; ownership moves to the engine. ``KeyError`` if it was
+        already added. Nothing is compiled until finalization."""
+        with self._lock:
+            self._check_open()
+            if _pointer(module) in self._modules:
+                raise KeyError("module already added to this engine")
+            module_checks.check_module(module, self._target_machine)
+            handle = Handle(module_checks.module_label(module))
+            self._compiler.add(handle, module)
+            self._modules[_pointer(module)] = (module, handle)
+            module._owned = True
+
+    def remove_module(self, module: llvm.ModuleRef) -> None:
+        """Remove ``module``, free its code and data, return its ownership.
+        Its symbols become undefined. ``KeyError`` if it is not in the engine."""
+        with self._lock:
+            self._check_open()
+            entry = self._modules.pop(_pointer(module), None)
+            if entry is None:
+                raise KeyError("module is not in this engine")
+            handle = entry[1]
+            self._compiler.remove(handle)
+            self._constructed.discard(handle)
+            module._owned = False
+
+    def add_object_file(self, obj_file: llvm.ObjectFileRef | str | bytes) -> None:
+        """Add a relocatable object (an ``ObjectFileRef``, a path or bytes).
+        It is validated now and linked at finalization."""
+        with self._lock:
+            self._check_open()
+            if isinstance(obj_file, (str, os.PathLike)):
+                label = f"object file '{os.fspath(obj_file)}'"
+                with open(obj_file, "rb") as f:
+                    data = f.read()
+            elif isinstance(obj_file, (bytes, bytearray, memoryview)):
+                label, data = "object bytes", bytes(obj_file)
+            else:
+                label, data = "object file", object_file_bytes(obj_file)
+            handle = Handle(label)
+            self._compiler.add_object(handle, data)
+
+    # -- finalization and lookup -------------------------------------------
+
+    def finalize_object(self) -> None:
+        """Compile and link everything added so far."""
+        with self._lock:
+            self._check_open()
+            self._compiler.emit()
+
+    def get_function_address(self, name: str) -> int:
+        """Callable address of ``name`` (finalizing first if needed), 0 if unknown."""
+        return self._lookup(name)
+
+    def get_global_value_address(self, name: str) -> int:
+        """Address of global ``name`` (finalizing first if needed), 0 if unknown."""
+        return self._lookup(name)
+
+    def _lookup(self, name: str) -> int:
+        with self._lock:
+            self._check_open()
+            mapped = self._mappings(name)
+            if mapped is not None:
+                return mapped
+            if self._compiler.pending():
+                self._compiler.emit()
+            return self._compiler.find_symbol(name) or 0
+
+    def add_global_mapping(self, gv: llvm.ValueRef, addr: int) -> None:
+        """Make references to global ``gv`` (of a module in this engine) resolve
+        to ``addr``. Takes effect for code linked afterwards."""
+        with self._lock:
+            self._check_open()
+            if not isinstance(gv, llvm.ValueRef) or gv.value_kind not in _GLOBAL_KINDS:
+                raise TypeError(f"add_global_mapping needs a global value, got {gv!r}")
+            if _pointer(gv.module) not in self._modules:
+                raise ValueError(
+                    f"global '{gv.name}' belongs to module '{gv.module.name}', "
+                    "which is not in this engine"
+                )
+            self._mappings.add(gv.name, int(addr))
+
+    def set_object_cache(self, notify_func: NotifyHook | None = None,
+                         getbuffer_func: GetBufferHook | None = None) -> None:
+        """llvmlite's object-cache hooks (see :class:`IRCompileLayer`)."""
+        with self._lock:
+            self._check_open()
+            self._compiler.notify = notify_func
+            self._compiler.getbuffer = getbuffer_func
+
+    # -- constructors ------------------------------------------------------
+
+    def run_static_constructors(self) -> None:
+        """Run the constructors of every module not yet constructed: ascending
+        priority, table order within a priority, modules in the order added."""
+        with self._lock:
+            self._check_open()
+            self._compiler.emit()
+            handles = [h for _, h in self._modules.values() if h not in self._constructed]
+            entries = [e for h in handles for e in self._redirection.structors_of(h)]
+            self._constructed.update(handles)
+        structors.run(entries, "ctor")
+
+    def run_static_destructors(self) -> None:
+        """Run the destructors of every module: descending priority, table order
+        within a priority."""
+        with self._lock:
+            self._check_open()
+            entries = [e for _, h in self._modules.values()
+                       for e in self._redirection.structors_of(h)]
+        structors.run(entries, "dtor")
+
+    # -- misc MCJIT API ------------------------------------------------------
+
+    @property
+    def target_data(self) -> llvm.TargetData:
+        """The engine's data layout (the same object on every call)."""
+        return self._target_data
+
+    def enable_jit_events(self) -> bool:
+        """Profiler notification. GDB's JIT interface is always fed by the linker;
+        no other listener (perf, VTune) is available, so this returns False."""
+        self._check_open()
+        return False
+
+    # -- lifetime ------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Free all code, data and stubs; dispose the modules the engine owns and
+        the target machine. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._linker.close()
+            self._stubs.close()
+            for module, _ in self._modules.values():
+                if not module.closed:
+                    module._owned = False
+                    module.close()
+            self._modules.clear()
+            tm = self._target_machine
+            with _tm_lock:
+                _tm_users[id(tm)] -= 1
+                last = _tm_users[id(tm)] == 0
+                if last:
+                    del _tm_users[id(tm)]
+            if last and not tm.closed:
+                tm._owned = False
+                tm.close()
+
+    def __enter__(self) -> ExecutionEngine:
+        if self._closed:
+            raise RuntimeError(f"{self.__class__} instance already closed")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise EngineClosedError("the execution engine is closed")
+
+    def _on_unbound_stub(self, stub: Stub) -> int:
+        message = (f"execution_engine: call to function '{stub.name}', which is not "
+                   "linked (its module was removed or failed to link); aborting\n")
+        os.write(2, message.encode())
+        os.abort()
+
+
+_GLOBAL_KINDS = {llvm.ValueKind.function, llvm.ValueKind.global_variable,
+                 llvm.ValueKind.global_alias, llvm.ValueKind.global_ifunc}
+
+
+def _pointer(ref: Any) -> int:
+    ptr = getattr(ref, "_ptr", None)
+    if ptr is None:
+        raise ValueError(f"{type(ref).__name__} is closed")
+    return ctypes.cast(ptr, ctypes.c_void_p).value or 0
+
+
+def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMachine,
+                          use_lmm: bool | None = None, **options: Any) -> ExecutionEngine:
+    """Drop-in for ``llvmlite.binding.create_mcjit_compiler``.
+
+    ``use_lmm`` is accepted for compatibility and ignored (the linker's own
+    memory manager is always used). ``options``: ``strict`` (raise on a
+    strong symbol defined again), ``redirection`` (``"stub"`` or ``"none"``).
+    """
+    del use_lmm
+    return ExecutionEngine(module, target_machine, **options)

@@ -1,0 +1,139 @@
+"""IRCompileLayer: LLVM IR modules in, relocatable objects out.
+
+Modules are compiled with the user's ``TargetMachine`` when their set is
+emitted (``finalize_object`` or a lookup), never when added, so that global
+mappings added in between are honoured. The user's module is never changed:
+LLVM's code generator rewrites the IR it compiles, so each module is cloned
+first and the clone is compiled and discarded.
+
+The object cache is llvmlite's pair of hooks: ``getbuffer(module)`` may
+return object bytes that replace compiling (the cached object supplies every
+symbol; the IR module may define nothing), and ``notify(module, bytes)``
+receives every freshly compiled object. Both receive the very ``ModuleRef``
+the user added, synchronously, inside the emitting call.
+
+Thread-safety: the layer's lock serialises add, emit and remove.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+from .. import elf
+from ..errors import ExecutionEngineError, InvalidObjectError
+from .base import Handle
+from .redirection import ObjectUnit, RedirectionLayer
+
+NotifyHook = Callable[[llvm.ModuleRef, bytes], None]
+GetBufferHook = Callable[[llvm.ModuleRef], "bytes | None"]
+
+
+@dataclass(eq=False)
+class _Pending:
+    module: llvm.ModuleRef | None
+    objects: list[elf.ObjectFile]
+    keep_existing_data: bool
+
+
+class IRCompileLayer:
+    """Compiles pending modules and hands their objects to the layer below."""
+
+    def __init__(self, target_machine: llvm.TargetMachine, base: RedirectionLayer):
+        self.target_machine = target_machine
+        self.base = base
+        self.machine = elf.EM_AARCH64 if target_machine.triple.startswith(
+            ("aarch64", "arm64")) else elf.EM_X86_64
+        self.notify: NotifyHook | None = None
+        self.getbuffer: GetBufferHook | None = None
+        self._lock = threading.RLock()
+        self._pending: dict[Handle, _Pending] = {}
+
+    def add(self, handle: Handle, module: llvm.ModuleRef, *,
+            keep_existing_data: bool = False) -> Handle:
+        """Queue ``module`` (borrowed, not copied yet) for compilation."""
+        with self._lock:
+            self._pending[handle] = _Pending(module, [], keep_existing_data)
+        return handle
+
+    def add_object(self, handle: Handle, data: bytes) -> Handle:
+        """Queue ready object bytes; they are validated now."""
+        obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
+        with self._lock:
+            self._pending[handle] = _Pending(None, [obj], False)
+        return handle
+
+    def pending(self) -> list[Handle]:
+        with self._lock:
+            return list(self._pending)
+
+    def emit(self, handles: Iterable[Handle] | None = None) -> None:
+        """Compile and link the given pending handles (all if ``None``).
+
+        Sets that fail (a bad cached object, an unresolved symbol) stay
+        pending and the first such error is raised after the others have
+        been linked.
+        """
+        with self._lock:
+            chosen = list(self._pending) if handles is None else [
+                h for h in handles if h in self._pending]
+            errors: list[ExecutionEngineError] = []
+            units: list[ObjectUnit] = []
+            for handle in chosen:
+                try:
+                    objects = self._objects(handle)
+                except ExecutionEngineError as exc:
+                    errors.append(exc)
+                    continue
+                keep = self._pending[handle].keep_existing_data
+                units.extend(ObjectUnit(handle, obj, keep) for obj in objects)
+            try:
+                self.base.add(units)
+            except ExecutionEngineError as exc:
+                errors.append(exc)
+            for handle in chosen:
+                if self.base.is_linked(handle):
+                    del self._pending[handle]
+            if errors:
+                raise errors[0]
+
+    def _objects(self, handle: Handle) -> list[elf.ObjectFile]:
+        pending = self._pending[handle]
+        if pending.objects or pending.module is None:
+            return pending.objects
+        module = pending.module
+        data = self.getbuffer(module) if self.getbuffer is not None else None
+        if data is not None:
+            obj = elf.ObjectFile(bytes(data), machine=self.machine,
+                                 name=f"cached object for {handle.name}")
+        else:
+            data = self.compile(module)
+            obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
+            if self.notify is not None:
+                self.notify(module, data)
+        pending.objects = [obj]
+        return pending.objects
+
+    def compile(self, module: llvm.ModuleRef) -> bytes:
+        """Object bytes for ``module``, compiled from a clone."""
+        clone = module.clone()
+        try:
+            return self.target_machine.emit_object(clone)
+        except RuntimeError as exc:
+            raise InvalidObjectError(f"code generation failed for {module.name!r}: {exc}") from None
+        finally:
+            clone.close()
+
+    def remove(self, handle: Handle) -> None:
+        with self._lock:
+            self._pending.pop(handle, None)
+        self.base.remove(handle)
+
+    def find_symbol(self, name: str) -> int | None:
+        return self.base.find_symbol(name)
+
+    def find_symbol_in(self, handle: Handle, name: str) -> int | None:
+        return self.base.find_symbol_in(handle, name)

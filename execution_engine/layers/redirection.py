@@ -1,0 +1,372 @@
+"""RedirectionLayer: objects in, functions behind stubs, linked below.
+
+For each object handed down, before it reaches the ObjectLinkingLayer:
+
+* every function it defines (policy ``"stub"``) is split into a body, renamed
+  ``<name>.__body<N>``, and references to ``<name>`` - from this object and
+  every other - which resolve to the name's stub; the stub's slot is pointed
+  at the current body (see :mod:`..symbols` for which definition is current);
+* a weak, link-once or common data definition of a name the engine (or an
+  earlier object of the batch) already defines becomes a reference to that
+  existing storage, so one definition wins for everybody; so does every
+  existing data definition when the caller asks to keep live state
+  (``update_module``);
+* static constructor and destructor tables are read and their targets
+  exported (:mod:`..structors`).
+
+With policy ``"none"`` functions are linked exactly as MCJIT links them (no
+stub, callers bound to the body) and cannot be swapped.
+
+Objects of one batch that need each other's *data* are linked after their
+providers; objects that need each other's data in a cycle are linked
+together as one resource, freed when all of their handles are removed.
+
+Thread-safety: the layer's lock serialises :meth:`add` and :meth:`remove`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .. import elf, structors
+from ..errors import DuplicateSymbolError, UnresolvedSymbolError
+from ..symbols import Definition, SymbolTable
+from .base import Handle
+from .object_linking import LinkedResource, ObjectLinkingLayer
+
+POLICIES = ("stub", "none")
+
+
+@dataclass(eq=False)
+class ObjectUnit:
+    """One object to link for ``handle``."""
+
+    handle: Handle
+    obj: elf.ObjectFile
+    keep_existing_data: bool = False
+
+
+@dataclass(eq=False)
+class _Shared:
+    resource: LinkedResource
+    users: int
+
+
+@dataclass(eq=False)
+class _HandleState:
+    names: list[str] = field(default_factory=list)
+    shared: list[_Shared] = field(default_factory=list)
+    structors: list[tuple[structors.Structor, int]] = field(default_factory=list)
+    exports: dict[str, int] = field(default_factory=dict)
+    order: int = 0
+
+
+@dataclass(eq=False)
+class _Plan:
+    unit: ObjectUnit
+    uid: int
+    rename: dict[str, str] = field(default_factory=dict)
+    undefine: set[str] = field(default_factory=set)
+    exports: list[str] = field(default_factory=list)
+    definitions: list[tuple[str, str, bool, bool]] = field(default_factory=list)
+    structors: list[structors.Structor] = field(default_factory=list)
+    aliases: dict[str, tuple[int, int]] = field(default_factory=dict)
+    needs: dict[str, int | _Plan] = field(default_factory=dict)  # address, or provider in batch
+    call_deps: set[_Plan] = field(default_factory=set)  # providers reached through stubs
+    missing: list[str] = field(default_factory=list)
+    addresses: dict[str, int] = field(default_factory=dict)
+
+
+class RedirectionLayer:
+    """Rewrites objects so functions are reached through stubs, then links them."""
+
+    def __init__(
+        self,
+        base: ObjectLinkingLayer,
+        symbols: SymbolTable,
+        resolve_mapping: Callable[[str], int | None],
+        resolve_process: Callable[[str], int | None],
+        *,
+        policy: str = "stub",
+    ):
+        if policy not in POLICIES:
+            raise ValueError(f"unknown redirection policy {policy!r}; choose one of {POLICIES}")
+        self.base = base
+        self.symbols = symbols
+        self.policy = policy
+        self._resolve_mapping = resolve_mapping
+        self._resolve_process = resolve_process
+        self._lock = threading.RLock()
+        self._states: dict[Handle, _HandleState] = {}
+        self._uids = itertools.count(1)
+        self._order = itertools.count()
+
+    # -- adding --------------------------------------------------------------
+
+    def add(self, units: Sequence[ObjectUnit]) -> None:
+        """Link ``units``; on return their definitions are current.
+
+        Units whose references cannot all be resolved (or that depend on such
+        a unit) are not linked; after linking the others this raises
+        :class:`UnresolvedSymbolError` naming them and what they miss.
+        """
+        with self._lock:
+            plans = [self._plan(u) for u in units]
+            self._check_strict(plans)
+            winners = self._batch_winners(plans)
+            for plan in plans:
+                self._resolve_imports(plan, winners)
+            failed = self._failures(plans)
+            good = [p for p in plans if p not in failed]
+            for group in _link_order(good):
+                self._link(group)
+            for plan in good:
+                self._publish(plan)
+            if failed:
+                raise UnresolvedSymbolError(
+                    {p.unit.handle.name: p.missing or ["(depends on a unit that failed)"]
+                     for p in plans if p in failed}
+                )
+
+    def _plan(self, unit: ObjectUnit) -> _Plan:
+        plan = _Plan(unit, next(self._uids))
+        obj = unit.obj
+        for name, sym in obj.defined_globals().items():
+            if sym.is_function and self.policy == "stub":
+                body = f"{name}.__body{plan.uid}"
+                plan.rename[name] = body
+                plan.undefine.add(name)
+                plan.exports.append(body)
+                plan.definitions.append((name, body, True, sym.is_weak))
+                continue
+            existing = self.symbols.current(name)
+            shared = existing is not None and existing.handle is not unit.handle and (
+                sym.is_weak or unit.keep_existing_data)
+            if shared:
+                plan.undefine.add(name)
+            else:
+                plan.exports.append(name)
+                plan.definitions.append((name, name, sym.is_function, sym.is_weak))
+        plan.structors, plan.aliases = structors.find_structors(obj, f"__ee.structor{plan.uid}.")
+        plan.exports.extend(plan.aliases)
+        return plan
+
+    def _check_strict(self, plans: list[_Plan]) -> None:
+        self.symbols.check(
+            Definition(name, p.unit.handle, 0, is_fn, weak, origin=p.unit.handle.name)
+            for p in plans for name, _, is_fn, weak in p.definitions
+        )
+        if self.symbols.strict:
+            seen: dict[str, _Plan] = {}
+            for p in plans:
+                for name, _, _, weak in p.definitions:
+                    if not weak and name in seen:
+                        raise DuplicateSymbolError(name, seen[name].unit.handle.name,
+                                                   p.unit.handle.name)
+                    if not weak:
+                        seen[name] = p
+
+    @staticmethod
+    def _batch_winners(plans: list[_Plan]) -> dict[str, tuple[_Plan, bool]]:
+        """Which plan's definition of each name is current once the batch is in."""
+        winners: dict[str, tuple[_Plan, bool, bool]] = {}
+        for plan in plans:
+            for name, _, is_fn, weak in plan.definitions:
+                if name not in winners or not weak:
+                    winners[name] = (plan, is_fn, weak)
+        return {n: (p, is_fn) for n, (p, is_fn, _) in winners.items()}
+
+    def _resolve_imports(self, plan: _Plan, winners: dict[str, tuple[_Plan, bool]]) -> None:
+        obj = plan.unit.obj
+        wanted = {n: s.is_weak for n, s in obj.undefined_globals().items()}
+        wanted.update({n: False for n in plan.undefine})
+        for name, weak_ref in wanted.items():
+            address = self._resolve_mapping(name)  # global mappings win over everything
+            if address is not None:
+                plan.needs[name] = address
+                continue
+            winner = winners.get(name)
+            if winner is not None and winner[0] is not plan:
+                provider, is_fn = winner
+                if is_fn and self.policy == "stub":
+                    plan.needs[name] = self.symbols.stub(name).address
+                    plan.call_deps.add(provider)
+                else:
+                    plan.needs[name] = provider
+                continue
+            if winner is not None:  # our own definition (e.g. renamed body)
+                if self.policy == "stub" and winner[1]:
+                    plan.needs[name] = self.symbols.stub(name).address
+                continue
+            address = self._engine_address(name)
+            if address is None:
+                address = self._resolve_process(name)
+            if address is None:
+                if weak_ref:
+                    address = 0
+                else:
+                    plan.missing.append(name)
+                    continue
+            plan.needs[name] = address
+
+    def _engine_address(self, name: str) -> int | None:
+        cur = self.symbols.current(name)
+        if cur is None:
+            return None
+        if cur.is_function and self.policy == "stub":
+            return self.symbols.stub(name).address
+        return cur.address
+
+    @staticmethod
+    def _failures(plans: list[_Plan]) -> set[_Plan]:
+        failed = {p for p in plans if p.missing}
+        changed = True
+        while changed:
+            changed = False
+            for p in plans:
+                if p not in failed and any(d in failed for d in _dependencies(p, all_kinds=True)):
+                    failed.add(p)
+                    changed = True
+        return failed
+
+    def _link(self, group: list[_Plan]) -> None:
+        inside = set(group)
+        imports: dict[str, int] = {}
+        for plan in group:
+            for name, value in plan.needs.items():
+                if isinstance(value, _Plan):
+                    if value in inside:
+                        continue
+                    value = value.addresses[name]
+                imports[name] = value
+        exports = [n for p in group for n in p.exports]
+        if len(set(exports)) != len(exports):
+            dup = next(n for n in exports if exports.count(n) > 1)
+            owners = [p.unit.handle.name for p in group if dup in p.exports]
+            raise DuplicateSymbolError(dup, owners[0], owners[-1])
+        blobs = [
+            elf.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases)
+            for p in group
+        ]
+        resource = self.base.add(blobs, imports, exports,
+                                 name=" + ".join(p.unit.handle.name for p in group))
+        shared = _Shared(resource, len(group))
+        for plan in group:
+            plan.addresses = {n: resource.exports[n] for n in plan.exports}
+            self._state(plan.unit.handle).shared.append(shared)
+
+    def _publish(self, plan: _Plan) -> None:
+        handle = plan.unit.handle
+        state = self._state(handle)
+        for name, exported, is_fn, weak in plan.definitions:
+            address = plan.addresses[exported]
+            if is_fn and self.policy == "stub":
+                self.symbols.stub(name)
+            self.symbols.define(Definition(name, handle, address, is_fn, weak, handle.name))
+            state.names.append(name)
+            state.exports[name] = address
+        for s in plan.structors:
+            target = plan.addresses.get(s.symbol)
+            if target is None:
+                target = self.find_symbol(s.symbol) or 0
+            state.structors.append((s, target))
+
+    def _state(self, handle: Handle) -> _HandleState:
+        state = self._states.get(handle)
+        if state is None:
+            state = self._states[handle] = _HandleState(order=next(self._order))
+        return state
+
+    # -- removing and finding ------------------------------------------------
+
+    def remove(self, handle: Handle) -> None:
+        """Undefine ``handle``'s symbols and free its memory (shared resources
+        when their last handle goes)."""
+        with self._lock:
+            state = self._states.pop(handle, None)
+            if state is None:
+                return
+            self.symbols.remove_handle(handle, state.names)
+            for shared in state.shared:
+                shared.users -= 1
+                if shared.users == 0:
+                    self.base.remove(shared.resource)
+
+    def find_symbol(self, name: str) -> int | None:
+        return self.symbols.address(name)
+
+    def find_symbol_in(self, handle: Handle, name: str) -> int | None:
+        state = self._states.get(handle)
+        if state is None or name not in state.exports:
+            return None
+        cur = self.symbols.current(name)
+        if cur is not None and cur.handle is handle:
+            return self.symbols.address(name)
+        return state.exports[name]
+
+    def structors_of(self, handle: Handle) -> list[tuple[int, structors.Structor, int]]:
+        state = self._states.get(handle)
+        if state is None:
+            return []
+        return [(state.order, s, addr) for s, addr in state.structors]
+
+    def is_linked(self, handle: Handle) -> bool:
+        return handle in self._states
+
+
+def _dependencies(plan: _Plan, *, all_kinds: bool) -> set[_Plan]:
+    deps = {v for v in plan.needs.values() if isinstance(v, _Plan)}
+    if all_kinds:
+        deps |= plan.call_deps
+    deps.discard(plan)
+    return deps
+
+
+def _link_order(plans: list[_Plan]) -> list[list[_Plan]]:
+    """Strongly connected components of the data-dependency graph, providers first
+    (Tarjan's algorithm, iterative)."""
+    index: dict[_Plan, int] = {}
+    low: dict[_Plan, int] = {}
+    on_stack: set[_Plan] = set()
+    stack: list[_Plan] = []
+    order: list[list[_Plan]] = []
+    members = set(plans)
+    counter = itertools.count()
+    for root in plans:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(_dependencies(root, all_kinds=False) & members,
+                                   key=plans.index)))]
+        index[root] = low[root] = next(counter)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = next(counter)
+                    stack.append(child)
+                    on_stack.add(child)
+                    deps = _dependencies(child, all_kinds=False) & members
+                    work.append((child, iter(sorted(deps, key=plans.index))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member is node:
+                        break
+                order.append(sorted(component, key=plans.index))
+    return order

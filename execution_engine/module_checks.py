@@ -1,0 +1,46 @@
+"""Checks a module must pass before any LLVM code generation sees it.
+
+The llvmlite wheel's LLVM has assertions enabled, so a module with another
+target's data layout, or IR that does not verify, can abort the process
+inside code generation. These checks raise instead, naming the module.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+
+from .errors import InvalidModuleError, TargetMismatchError
+
+
+def module_label(module: llvm.ModuleRef) -> str:
+    return f"module '{module.name}'"
+
+
+def check_module(module: llvm.ModuleRef, target_machine: llvm.TargetMachine) -> None:
+    """Raise unless ``module`` verifies and suits ``target_machine``."""
+    if not isinstance(module, llvm.ModuleRef):
+        raise TypeError(f"expected a llvmlite ModuleRef, got {type(module).__name__}")
+    if module.closed:
+        raise ValueError("module is closed")
+    try:
+        module.verify()
+    except RuntimeError as exc:
+        raise InvalidModuleError(f"{module_label(module)} is invalid: {exc}") from None
+    triple = module.triple
+    if triple and _arch(triple) != _arch(target_machine.triple):
+        raise TargetMismatchError(
+            f"{module_label(module)} targets '{triple}' but the engine's target machine "
+            f"is '{target_machine.triple}'"
+        )
+    layout = module.data_layout
+    expected = str(target_machine.target_data)
+    if layout and layout != expected:
+        raise TargetMismatchError(
+            f"{module_label(module)} has data layout '{layout}' but the engine's target "
+            f"machine uses '{expected}'"
+        )
+
+
+def _arch(triple: str) -> str:
+    arch = triple.split("-", 1)[0]
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)

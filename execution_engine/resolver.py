@@ -1,0 +1,50 @@
+"""Resolution of names that JIT'd code needs from outside the engine.
+
+Order, as MCJIT resolves: global mappings (``add_global_mapping``), then the
+engine's own definitions (handled by the layers), then the process:
+symbols registered with ``llvmlite.binding.add_symbol``, libraries loaded
+with ``load_library_permanently`` and everything the process has loaded.
+
+A few runtime hooks are provided by the engine itself, as ORC's
+"runtime overrides" do: ``__dso_handle`` (C++ static destructor
+registration needs one per image).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import llvmlite.binding as llvm
+
+
+class ProcessResolver:
+    """Finds process symbols; thread-safe."""
+
+    def __init__(self) -> None:
+        self._dso_handle = ctypes.c_uint64(0)
+        self._overrides = {"__dso_handle": ctypes.addressof(self._dso_handle)}
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> int | None:
+        address = self._overrides.get(name)
+        if address is not None:
+            return address
+        with self._lock:
+            return llvm.address_of_symbol(name) or None
+
+
+class GlobalMappings:
+    """Names the user mapped to addresses; consulted before anything else."""
+
+    def __init__(self) -> None:
+        self._map: dict[str, int] = {}
+
+    def add(self, name: str, address: int) -> None:
+        self._map[name] = address
+
+    def __call__(self, name: str) -> int | None:
+        return self._map.get(name)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._map

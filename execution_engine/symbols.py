@@ -1,0 +1,152 @@
+"""The engine's symbol table: which definition of each name is current.
+
+Precedence follows what a static linker and MCJIT do together:
+
+* a strong definition replaces an earlier one (MCJIT accepts a module that
+  defines a strong symbol again; lookups then return the later definition),
+  unless ``strict`` is set, in which case it raises
+  :class:`DuplicateSymbolError`;
+* a weak, link-once or common definition never replaces an existing one and
+  is replaced by any strong one;
+* when the handle that owns the current definition is removed, the most
+  recent surviving definition takes over; if none survives the name becomes
+  undefined.
+
+Functions are published through their stub: the table binds the stub's slot
+to the current body, so every caller - whichever module it lives in, and
+whatever address it captured earlier - reaches the current definition.
+Data has no stub: a new definition changes what later lookups and later
+links see, while code already linked keeps the storage it was linked to.
+
+Thread-safety: every method takes the table's lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .errors import DuplicateSymbolError
+from .stubs import Stub, StubManager
+
+
+@dataclass(eq=False)
+class Definition:
+    """One definition of ``name`` owned by ``handle``.
+
+    ``address`` is the body (functions) or the storage (data); it is valid
+    while the handle's code is linked.
+    """
+
+    name: str
+    handle: object
+    address: int
+    is_function: bool
+    weak: bool = False
+    origin: str = ""
+
+
+@dataclass(eq=False)
+class _Entry:
+    definitions: list[Definition] = field(default_factory=list)
+    current: Definition | None = None
+    stub: Stub | None = None
+
+
+class SymbolTable:
+    """Maps names to definitions and keeps function stubs pointed at bodies."""
+
+    def __init__(self, stubs: StubManager, *, strict: bool = False):
+        self.stubs = stubs
+        self.strict = strict
+        self._lock = threading.RLock()
+        self._entries: dict[str, _Entry] = {}
+
+    # -- definitions -----------------------------------------------------------
+
+    def check(self, definitions: Iterable[Definition]) -> None:
+        """Raise :class:`DuplicateSymbolError` if strict mode forbids one of these."""
+        if not self.strict:
+            return
+        with self._lock:
+            for d in definitions:
+                cur = self.current(d.name)
+                if cur is not None and not cur.weak and not d.weak and cur.handle is not d.handle:
+                    raise DuplicateSymbolError(d.name, cur.origin, d.origin)
+
+    def define(self, definition: Definition) -> None:
+        """Add ``definition``; rebind the name's stub if it became current."""
+        with self._lock:
+            entry = self._entries.setdefault(definition.name, _Entry())
+            entry.definitions.append(definition)
+            cur = entry.current
+            if cur is None or not definition.weak:
+                self._make_current(entry, definition)
+
+    def remove_handle(self, handle: object, names: Iterable[str]) -> None:
+        """Forget every definition ``handle`` owns among ``names``."""
+        with self._lock:
+            for name in names:
+                entry = self._entries.get(name)
+                if entry is None:
+                    continue
+                entry.definitions = [d for d in entry.definitions if d.handle is not handle]
+                if entry.current is not None and entry.current.handle is handle:
+                    self._make_current(entry, self._successor(entry.definitions))
+
+    @staticmethod
+    def _successor(definitions: list[Definition]) -> Definition | None:
+        strong = [d for d in definitions if not d.weak]
+        if strong:
+            return strong[-1]
+        return definitions[0] if definitions else None
+
+    def _make_current(self, entry: _Entry, definition: Definition | None) -> None:
+        entry.current = definition
+        if entry.stub is None:
+            return
+        if definition is not None and definition.is_function:
+            self.stubs.bind(entry.stub, definition.address)
+        else:
+            self.stubs.unbind(entry.stub)
+
+    # -- stubs -----------------------------------------------------------------
+
+    def stub(self, name: str) -> Stub:
+        """The stub for function ``name``, allocated on first request."""
+        with self._lock:
+            entry = self._entries.setdefault(name, _Entry())
+            if entry.stub is None:
+                entry.stub = self.stubs.allocate(name)
+                if entry.current is not None and entry.current.is_function:
+                    self.stubs.bind(entry.stub, entry.current.address)
+            return entry.stub
+
+    def has_stub(self, name: str) -> bool:
+        entry = self._entries.get(name)
+        return entry is not None and entry.stub is not None
+
+    # -- queries ---------------------------------------------------------------
+
+    def current(self, name: str) -> Definition | None:
+        entry = self._entries.get(name)
+        return entry.current if entry is not None else None
+
+    def address(self, name: str) -> int | None:
+        """What a reference to ``name`` resolves to: the stub for a function,
+        the storage for data, ``None`` if undefined."""
+        entry = self._entries.get(name)
+        if entry is None or entry.current is None:
+            return None
+        if entry.current.is_function and entry.stub is not None:
+            return entry.stub.address
+        return entry.current.address
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [n for n, e in self._entries.items() if e.current is not None]
+
+    def find(self, predicate: Callable[[Definition], bool]) -> list[Definition]:
+        with self._lock:
+            return [d for e in self._entries.values() for d in e.definitions if predicate(d)]
