@@ -59,8 +59,8 @@ _RELA_SIZE = 24
 # reaches an llvm_unreachable inside LLVM.
 _SUPPORTED_RELOCATIONS = {
     EM_X86_64: frozenset(
-        {0, 1, 2, 4, 9, 10, 11, 12, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 28, 29,
-         41, 42}
+        {0, 1, 2, 4, 9, 10, 11, 12, 14, 15, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+         29, 41, 42}
     ),
 }
 
@@ -125,6 +125,8 @@ class ObjectFile:
         self.symtab_index = -1
         try:
             self._parse()
+        except InvalidObjectError:
+            raise
         except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidObjectError(f"{name}: malformed ELF object ({exc})") from None
 

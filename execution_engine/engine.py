@@ -22,7 +22,7 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from . import module_checks, structors
-from .errors import EngineClosedError, InvalidObjectError
+from .errors import EngineClosedError
 from .layers.base import Handle
 from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
 from .layers.object_linking import ObjectLinkingLayer

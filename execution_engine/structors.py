@@ -50,7 +50,9 @@ def find_structors(obj: elf.ObjectFile, alias_prefix: str) -> tuple[
     for sec in obj.sections:
         base, _, suffix = sec.name.partition(".")[2].partition(".")
         kind_reversed = _KINDS.get("." + base)
-        if kind_reversed is None or (suffix and not suffix.isdigit()) or sec.index not in relocations:
+        if kind_reversed is None or sec.index not in relocations:
+            continue
+        if suffix and not suffix.isdigit():
             continue
         kind, reverse = kind_reversed
         if suffix:

@@ -38,6 +38,8 @@ from .base import Handle
 from .object_linking import LinkedResource, ObjectLinkingLayer
 
 POLICIES = ("stub", "none")
+# Names the linker itself defines for the object being linked.
+LINKER_DEFINED = frozenset({"_GLOBAL_OFFSET_TABLE_"})
 
 
 @dataclass(eq=False)
@@ -184,6 +186,8 @@ class RedirectionLayer:
         wanted = {n: s.is_weak for n, s in obj.undefined_globals().items()}
         wanted.update({n: False for n in plan.undefine})
         for name, weak_ref in wanted.items():
+            if name in LINKER_DEFINED:
+                continue
             address = self._resolve_mapping(name)  # global mappings win over everything
             if address is not None:
                 plan.needs[name] = address

@@ -1,0 +1,153 @@
+"""``python -m execution_engine run FILE [options] [-- ARGS]``: run an IR program like ``lli``.
+
+``main(argc, argv, envp)`` is called with ``argv[0]`` = FILE and the program
+arguments after it; the exit status is main's return value, or the status
+given to ``exit()``. Static constructors run before main and destructors
+after; C stdio is flushed at exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import llvmlite.binding as llvm
+
+from . import ExecutionEngineError, create_mcjit_compiler
+from .program import ProgramError, load_module, prepare_c_runtime, restore_stdio_buffering
+
+_PROG = "execution-engine"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=_PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an LLVM IR (.ll) or bitcode (.bc) program")
+    run.add_argument("file", help="the program (.ll or .bc)")
+    run.add_argument("--extra-module", action="append", default=[], metavar="FILE",
+                     help="another module to load (repeatable)")
+    run.add_argument("--entry-function", default="main", metavar="NAME",
+                     help="function to call instead of main")
+    run.add_argument("--jit-kind", choices=("mcjit", "orc-lazy"), default="mcjit",
+                     help="mcjit: compile everything first (default); orc-lazy: compile "
+                          "functions on first call")
+    run.add_argument("--relocation-model", choices=("static", "pic", "default"),
+                     default="default")
+    run.add_argument("--code-model", choices=("small", "medium", "large", "default"),
+                     default="default")
+    run.add_argument("--opt", type=int, choices=(0, 1, 2, 3), default=2,
+                     help="code generation optimisation level (default 2, as lli)")
+    run.add_argument("--remote", action="store_true",
+                     help="run the program's code in a separate process")
+    run.add_argument("--stats", action="store_true",
+                     help="print parse/compile/link/run times and counts on stderr")
+    run.add_argument("--watch", action="store_true",
+                     help="hot-swap functions edited in FILE or an extra module while it runs")
+    run.epilog = "Program arguments follow a '--': run FILE [options] -- ARGS..."
+    return parser
+
+
+def _fail(message: str, status: int = 1) -> int:
+    sys.stderr.write(f"{_PROG}: error: {message}\n")
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, args = argv[:split], argv[split + 1 :]
+    opts = _parser().parse_args(argv)
+    if not opts.entry_function:
+        return _fail("the entry-function name cannot be empty (--entry-function)")
+    if opts.remote:
+        return _fail("--remote is not supported yet: out-of-process execution is not "
+                     "implemented in this version")
+    if opts.watch:
+        return _fail("--watch is not supported yet in this version")
+    try:
+        return run_program(opts, args)
+    except (ProgramError, ExecutionEngineError) as exc:
+        return _fail(str(exc))
+
+
+def run_program(opts: argparse.Namespace, args: list[str]) -> int:
+    llvm.initialize_native_target()
+    llvm.initialize_native_asmprinter()
+    llvm.initialize_native_asmparser()
+    stats: dict[str, float] = {}
+    codemodel = "jitdefault" if opts.code_model == "default" else opts.code_model
+    target_machine = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(),
+        features=llvm.get_host_cpu_features().flatten(),
+        opt=opts.opt, reloc=opts.relocation_model, codemodel=codemodel, jit=True,
+    )
+    t0 = time.perf_counter()
+    modules = [load_module(path, target_machine) for path in [opts.file, *opts.extra_module]]
+    stats["parse"] = time.perf_counter() - t0
+    prepare_c_runtime(modules)
+    main_module = modules[0]
+    entry = main_module.get_function(opts.entry_function) if _defines(
+        main_module, opts.entry_function) else None
+    if entry is None and not any(_defines(m, opts.entry_function) for m in modules):
+        raise ProgramError(f"'{opts.entry_function}' is not defined in {opts.file}")
+    engine = create_mcjit_compiler(modules[0], target_machine)
+    for module in modules[1:]:
+        engine.add_module(module)
+    t0 = time.perf_counter()
+    engine.finalize_object()
+    stats["compile+link"] = time.perf_counter() - t0
+    address = engine.get_function_address(opts.entry_function)
+    engine.run_static_constructors()
+    argv_strings = [opts.file, *args]
+    c_argv = (ctypes.c_char_p * (len(argv_strings) + 1))(
+        *[os.fsencode(a) for a in argv_strings], None)
+    env_strings = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
+    c_envp = (ctypes.c_char_p * (len(env_strings) + 1))(*env_strings, None)
+    entry_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(
+        address)
+    restore_stdio_buffering()
+    sys.stdout.flush()
+    t0 = time.perf_counter()
+    status = entry_fn(len(argv_strings), ctypes.cast(c_argv, ctypes.c_void_p),
+                      ctypes.cast(c_envp, ctypes.c_void_p))
+    stats["run"] = time.perf_counter() - t0
+    if _returns_void(main_module, opts.entry_function):
+        status = 0
+    engine.run_static_destructors()
+    if opts.stats:
+        sys.stderr.write(
+            f"{_PROG}: stats: modules={len(modules)} "
+            + " ".join(f"{k}={v * 1e3:.2f}ms" for k, v in stats.items()) + "\n"
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave through C exit(): it flushes C stdio and runs the program's atexit
+    # handlers while its code is still mapped.
+    libc = ctypes.CDLL(None)
+    libc.exit(ctypes.c_int(status & 0xFF))
+    return status  # pragma: no cover - exit() does not return
+
+
+def _defines(module: llvm.ModuleRef, name: str) -> bool:
+    try:
+        return not module.get_function(name).is_declaration
+    except NameError:
+        return False
+
+
+def _returns_void(module: llvm.ModuleRef, name: str) -> bool:
+    try:
+        fn = module.get_function(name)
+    except NameError:
+        return False
+    return str(fn.global_value_type).startswith("void ")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""What running a whole IR program needs beyond the engine: loading files,
+adapting foreign target descriptions, the C/C++ runtime, stdio buffering."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+import llvmlite.binding as llvm
+
+
+class ProgramError(Exception):
+    """A program cannot be loaded (missing file, bad IR); the message names the file."""
+
+
+def load_module(path: str, target_machine: llvm.TargetMachine) -> llvm.ModuleRef:
+    """Parse ``path`` (.ll text or .bc bitcode) and retarget it to the host.
+
+    Like ``lli``, a module written for another target (say 32-bit x86) is
+    run on the host: its triple and data layout are replaced by the target
+    machine's.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ProgramError(f"cannot read '{path}': {exc.strerror}") from None
+    try:
+        if data[:4] == b"BC\xc0\xde" or data[:4] == b"\xde\xc0\x17\x0b":
+            module = llvm.parse_bitcode(data)
+        else:
+            module = llvm.parse_assembly(data.decode("utf-8"))
+        module.verify()
+    except (RuntimeError, UnicodeDecodeError) as exc:
+        raise ProgramError(f"{path}: {str(exc).strip()}") from None
+    module.name = path
+    module.triple = target_machine.triple
+    module.data_layout = str(target_machine.target_data)
+    return module
+
+
+_CXX_MARKERS = ("__cxa_", "__gxx_personality", "_Z", "_Unwind_")
+
+
+def prepare_c_runtime(modules: list[llvm.ModuleRef]) -> None:
+    """Load the C++ runtime and libm when the program declares what they define."""
+    declared = [f.name for m in modules for f in m.functions if f.is_declaration]
+    declared += [g.name for m in modules for g in m.global_variables if g.is_declaration]
+    if any(name.startswith(_CXX_MARKERS) for name in declared):
+        for lib in ("stdc++", "gcc_s"):
+            _load(lib)
+    _load("m")
+
+
+def _load(name: str) -> None:
+    path = ctypes.util.find_library(name)
+    if path:
+        try:
+            llvm.load_library_permanently(path)
+        except RuntimeError:
+            pass
+
+
+def restore_stdio_buffering() -> None:
+    """Give the program the C stdio buffering a native program gets.
+
+    A Python started with ``-u`` or ``PYTHONUNBUFFERED=1`` makes C's stdin
+    and stdout unbuffered, which turns every getchar() into a read(2).
+    """
+    libc = ctypes.CDLL(None)
+    iofbf, iolbf = 0, 1
+    for stream, fd in (("stdin", 0), ("stdout", 1)):
+        handle = ctypes.c_void_p.in_dll(libc, stream)
+        mode = iolbf if stream == "stdout" and os.isatty(fd) else iofbf
+        libc.setvbuf(handle, None, mode, ctypes.c_size_t(8192))
