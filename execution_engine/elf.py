@@ -255,6 +255,7 @@ def rewrite(
     undefine: Iterable[str] = (),
     rename: Mapping[str, str] | None = None,
     aliases: Mapping[str, tuple[int, int]] | None = None,
+    globalize: Iterable[str] = (),
 ) -> bytes:
     """Return a copy of ``obj``'s bytes with its symbol table edited.
 
@@ -266,6 +267,8 @@ def rewrite(
       (under ``new_name``) and references to ``name`` (e.g. a stub).
     * ``aliases``: ``{new_name: (section_index, offset)}`` adds hidden
       global symbols, e.g. to export a local constructor.
+    * ``globalize``: weak global definitions that become strong (binding
+      ``STB_GLOBAL``).
 
     Only the symbol and string tables change; they move to the end of the
     file so that every other offset stays valid.
@@ -273,7 +276,8 @@ def rewrite(
     rename = dict(rename or {})
     aliases = dict(aliases or {})
     undefine = set(undefine)
-    if not (undefine or rename or aliases):
+    globalize = set(globalize)
+    if not (undefine or rename or aliases or globalize):
         return obj.data
     symtab = obj.sections[obj.symtab_index]
     strtab = obj.sections[symtab.link]
@@ -291,6 +295,8 @@ def rewrite(
             raise KeyError(f"{obj.name} does not define '{name}'")
     for name, sym in by_name.items():
         off = sym.index * _SYM.size
+        if name in globalize:
+            table[off + 4] = (STB_GLOBAL << 4) | sym.type
         if name in rename and name in undefine:
             # The body moves to a new symbol; the old index stays a reference.
             table.extend(

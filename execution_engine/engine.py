@@ -21,13 +21,21 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from . import module_checks, structors
-from .errors import EngineClosedError
+from . import module_checks, structors, target_probe
+from .errors import (
+    EngineClosedError,
+    ExecutionEngineError,
+    InvalidModuleError,
+    SignatureMismatchError,
+    SwapNotSupportedError,
+)
+from .function_extract import FunctionExtractor
 from .layers.base import Handle
 from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
 from .layers.object_linking import ObjectLinkingLayer
 from .layers.redirection import RedirectionLayer
 from .object_files import object_file_bytes
+from .reclaim import Reclaimer
 from .resolver import GlobalMappings, ProcessResolver
 from .stubs import Stub, StubManager
 from .symbols import SymbolTable
@@ -56,13 +64,19 @@ class ExecutionEngine:
     """
 
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
-                 strict: bool = False, redirection: str = "stub", session_capacity: int = 256):
+                 strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
+                 grace_period: float | None = 1.0):
         module_checks.check_module(module, target_machine)
         self._lock = threading.RLock()
         self._closed = False
         self._target_machine = target_machine
         self._target_data = llvm.create_target_data(str(target_machine.target_data))
         self._modules: dict[int, tuple[llvm.ModuleRef, Handle]] = {}
+        self._module_of: dict[Handle, llvm.ModuleRef] = {}
+        self._origin: dict[Handle, Handle] = {}  # recompiled body -> module it came from
+        self._extractors: dict[Handle, FunctionExtractor] = {}
+        self._tiered: dict[int, llvm.TargetMachine] = {}
+        self._reclaimer = Reclaimer(grace_period)
         self._constructed: set[Handle] = set()
         self._mappings = GlobalMappings()
         self._process = ProcessResolver()
@@ -70,8 +84,10 @@ class ExecutionEngine:
         self._symbols = SymbolTable(self._stubs, strict=strict)
         self._linker = ObjectLinkingLayer(target_machine, session_capacity=session_capacity)
         self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
-                                             self._process, policy=redirection)
-        self._compiler = IRCompileLayer(target_machine, self._redirection)
+                                             self._process, policy=redirection,
+                                             reclaimer=self._reclaimer)
+        self._compiler = IRCompileLayer(target_machine, self._redirection,
+                                        interposable=redirection == "stub")
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
@@ -89,8 +105,12 @@ class ExecutionEngine:
             module_checks.check_module(module, self._target_machine)
             handle = Handle(module_checks.module_label(module))
             self._compiler.add(handle, module)
-            self._modules[_pointer(module)] = (module, handle)
-            module._owned = True
+            self._register(module, handle)
+
+    def _register(self, module: llvm.ModuleRef, handle: Handle) -> None:
+        self._modules[_pointer(module)] = (module, handle)
+        self._module_of[handle] = module
+        module._owned = True
 
     def remove_module(self, module: llvm.ModuleRef) -> None:
         """Remove ``module``, free its code and data, return its ownership.
@@ -103,7 +123,14 @@ class ExecutionEngine:
             handle = entry[1]
             self._compiler.remove(handle)
             self._constructed.discard(handle)
+            self._module_of.pop(handle, None)
+            self._extractors.pop(handle, None)
+            for body, origin in list(self._origin.items()):
+                if origin is handle:
+                    self._compiler.remove(body)
+                    del self._origin[body]
             module._owned = False
+            self._reclaimer.poll()
 
     def add_object_file(self, obj_file: llvm.ObjectFileRef | str | bytes) -> None:
         """Add a relocatable object (an ``ObjectFileRef``, a path or bytes).
@@ -169,6 +196,173 @@ class ExecutionEngine:
             self._compiler.notify = notify_func
             self._compiler.getbuffer = getbuffer_func
 
+    # -- hot-swap --------------------------------------------------------------
+
+    def update_module(self, module: llvm.ModuleRef, *, reinitialize_globals: bool = False) -> None:
+        """Swap in ``module``: every function it defines that the engine already
+        has is replaced (callers everywhere reach the new body when this
+        returns); new functions and globals are added; globals that already
+        exist keep their storage and current value, unless
+        ``reinitialize_globals``, which resets them to ``module``'s initial
+        values. Only ``module``'s code is compiled and linked.
+
+        Ownership of ``module`` moves to the engine as with :meth:`add_module`;
+        :meth:`remove_module` on it undoes the update (earlier definitions
+        become current again, unless they were freed). A set whose every
+        definition has been replaced by updates, and that defines no data or
+        constructors, is freed under the engine's reclamation rule.
+
+        Raises :class:`SignatureMismatchError` naming the first function (or
+        global) whose type changed; then nothing changes.
+        """
+        with self._lock:
+            self._check_open()
+            self._check_swappable()
+            if _pointer(module) in self._modules:
+                raise KeyError("module already added to this engine")
+            module_checks.check_module(module, self._target_machine)
+            self._check_types(module)
+            if self._compiler.pending():
+                self._compiler.emit()
+            handle = Handle(f"update {module_checks.module_label(module)}")
+            self._compiler.add(handle, module, keep_existing_data=True, replaceable=True,
+                               reinitialize_data=reinitialize_globals)
+            try:
+                self._compiler.emit([handle])
+            except BaseException:
+                self._compiler.remove(handle)
+                raise
+            self._register(module, handle)
+            self._reclaimer.poll()
+
+    def recompile_and_relink_function(self, fn: llvm.ValueRef | str, *,
+                                      opt_level: int | None = None) -> int:
+        """Recompile function ``fn`` (a ValueRef of a module in this engine, or
+        the name of a function the engine defines) from its module's current
+        IR, redirect every caller to the new body and return the body's
+        address.
+
+        With ``opt_level`` (0-3) the function is optimised by LLVM's standard
+        pipeline at that level and compiled at that code generation level
+        (tiering: add code at O0, recompile hot functions at O3). The body it
+        replaces is freed under the engine's reclamation rule. Internal
+        functions cannot be redirected (their callers call them directly).
+        """
+        with self._lock:
+            self._check_open()
+            self._check_swappable()
+            if self._compiler.pending():
+                self._compiler.emit()
+            origin, module, name = self._function_home(fn)
+            extractor = self._extractors.get(origin)
+            if extractor is None:
+                extractor = self._extractors[origin] = FunctionExtractor(
+                    module, prefix=f"__ee.m{origin.id}.")
+            extracted = extractor.extract(name)
+            for local, original in extracted.locals.items():
+                address = self._redirection.local_address(origin, original)
+                if address is None:
+                    raise ExecutionEngineError(
+                        f"cannot recompile '{name}': its module's symbol '{original}' has no "
+                        "address (the module was not compiled by this engine)")
+                self._mappings.add(local, address)
+            try:
+                body = llvm.parse_assembly(extracted.text)
+                body.verify()
+            except RuntimeError as exc:
+                raise InvalidModuleError(f"cannot recompile '{name}': {exc}") from None
+            target_machine = None
+            if opt_level is not None:
+                target_machine = self._target_machine_at(opt_level)
+                _optimise(body, target_machine, opt_level)
+            handle = Handle(
+                f"function '{name}' recompiled from {module_checks.module_label(module)}")
+            self._compiler.add(handle, body, keep_existing_data=True, replaceable=True,
+                               target_machine=target_machine)
+            try:
+                self._compiler.emit([handle])
+            except BaseException:
+                self._compiler.remove(handle)
+                raise
+            finally:
+                body.close()
+            self._origin[handle] = origin
+            self._reclaimer.poll()
+            current = self._symbols.current(name)
+            assert current is not None and current.handle is handle
+            return current.address
+
+    def reclaim(self) -> int:
+        """Declare a quiescent point: no thread is running replaced code, so
+        every retired body is freed now. Returns how many sets were freed."""
+        with self._lock:
+            self._check_open()
+            return self._reclaimer.quiescent()
+
+    def _check_swappable(self) -> None:
+        if self._redirection.policy == "none":
+            raise SwapNotSupportedError(
+                "this engine was created with redirection='none': functions are bound "
+                "directly to their callers and cannot be replaced")
+
+    def _function_home(self, fn: llvm.ValueRef | str) -> tuple[Handle, llvm.ModuleRef, str]:
+        """The user module ``fn`` comes from, that module's handle and fn's name."""
+        if isinstance(fn, llvm.ValueRef):
+            if fn.value_kind != llvm.ValueKind.function:
+                raise TypeError(f"expected a function, got {fn!r}")
+            entry = self._modules.get(_pointer(fn.module))
+            if entry is None:
+                raise ValueError(f"function '{fn.name}' belongs to a module not in this engine")
+            module, origin = entry
+            name = fn.name
+        else:
+            name = fn
+            current = self._symbols.current(name)
+            if current is None or not current.is_function:
+                raise KeyError(f"the engine defines no function '{name}'")
+            origin = self._origin.get(current.handle, current.handle)
+            module = self._module_of.get(origin)
+            if module is None:
+                raise ExecutionEngineError(
+                    f"'{name}' was added as an object file; it has no IR to recompile")
+        value = module.get_function(name)
+        if value.is_declaration:
+            raise KeyError(f"module '{module.name}' only declares '{name}'")
+        if value.linkage in (llvm.Linkage.internal, llvm.Linkage.private):
+            raise SwapNotSupportedError(
+                f"'{name}' has {value.linkage.name} linkage: its callers call it directly, "
+                "so a new body cannot be reached; recompile its external callers instead")
+        return origin, module, name
+
+    def _check_types(self, module: llvm.ModuleRef) -> None:
+        for value in (*module.functions, *module.global_variables):
+            if value.is_declaration or value.linkage in (llvm.Linkage.internal,
+                                                         llvm.Linkage.private):
+                continue
+            current = self._symbols.current(value.name)
+            if current is None:
+                continue
+            old_module = self._module_of.get(self._origin.get(current.handle, current.handle))
+            if old_module is None:
+                continue
+            old = _global_type(old_module, value.name)
+            new = str(value.global_value_type)
+            if old is not None and old != new:
+                what = "function" if value.value_kind == llvm.ValueKind.function else "global"
+                raise SignatureMismatchError(
+                    f"{what} '{value.name}' changes type from '{old}' to '{new}'; "
+                    "nothing was changed")
+
+    def _target_machine_at(self, opt_level: int) -> llvm.TargetMachine:
+        if opt_level not in (0, 1, 2, 3):
+            raise ValueError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
+        tm = self._tiered.get(opt_level)
+        if tm is None:
+            traits = target_probe.traits(self._target_machine)
+            tm = self._tiered[opt_level] = target_probe.with_opt_level(
+                self._target_machine, traits, opt_level)
+        return tm
+
     # -- constructors ------------------------------------------------------
 
     def run_static_constructors(self) -> None:
@@ -217,6 +411,7 @@ class ExecutionEngine:
             if self._closed:
                 return
             self._closed = True
+            self._reclaimer.quiescent()
             self._linker.close()
             self._stubs.close()
             for module, _ in self._modules.values():
@@ -259,6 +454,22 @@ class ExecutionEngine:
         os.abort()
 
 
+def _global_type(module: llvm.ModuleRef, name: str) -> str | None:
+    for getter in (module.get_function, module.get_global_variable):
+        try:
+            return str(getter(name).global_value_type)
+        except NameError:
+            continue
+    return None
+
+
+def _optimise(module: llvm.ModuleRef, target_machine: llvm.TargetMachine, level: int) -> None:
+    """Run LLVM's standard module pipeline at ``level`` on ``module``."""
+    options = llvm.create_pipeline_tuning_options(speed_level=level)
+    builder = llvm.create_pass_builder(target_machine, options)
+    builder.getModulePassManager().run(module, builder)
+
+
 _GLOBAL_KINDS = {llvm.ValueKind.function, llvm.ValueKind.global_variable,
                  llvm.ValueKind.global_alias, llvm.ValueKind.global_ifunc}
 
@@ -276,7 +487,9 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
 
     ``use_lmm`` is accepted for compatibility and ignored (the linker's own
     memory manager is always used). ``options``: ``strict`` (raise on a
-    strong symbol defined again), ``redirection`` (``"stub"`` or ``"none"``).
+    strong symbol defined again), ``redirection`` (``"stub"`` or ``"none"``),
+    ``grace_period`` (seconds before replaced code is freed, ``None`` for
+    explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`).
     """
     del use_lmm
     return ExecutionEngine(module, target_machine, **options)

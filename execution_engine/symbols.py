@@ -62,6 +62,13 @@ class SymbolTable:
         self.strict = strict
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
+        self._current_count: dict[object, int] = {}
+        self._on_superseded: Callable[[object], None] | None = None
+
+    def set_superseded_listener(self, listener: Callable[[object], None]) -> None:
+        """``listener(handle)`` is called (lock held: it must only take note) when
+        a handle's last current definition is replaced by another handle's."""
+        self._on_superseded = listener
 
     # -- definitions -----------------------------------------------------------
 
@@ -87,13 +94,29 @@ class SymbolTable:
     def remove_handle(self, handle: object, names: Iterable[str]) -> None:
         """Forget every definition ``handle`` owns among ``names``."""
         with self._lock:
-            for name in names:
-                entry = self._entries.get(name)
-                if entry is None:
-                    continue
-                entry.definitions = [d for d in entry.definitions if d.handle is not handle]
-                if entry.current is not None and entry.current.handle is handle:
-                    self._make_current(entry, self._successor(entry.definitions))
+            self._being_removed = handle
+            try:
+                self._remove_handle(handle, names)
+            finally:
+                self._being_removed = None
+
+    _being_removed: object = None
+
+    def _removing(self, handle: object) -> bool:
+        return handle is self._being_removed
+
+    def _remove_handle(self, handle: object, names: Iterable[str]) -> None:
+        for name in names:
+            entry = self._entries.get(name)
+            if entry is None:
+                continue
+            entry.definitions = [d for d in entry.definitions if d.handle is not handle]
+            if entry.current is not None and entry.current.handle is handle:
+                self._make_current(entry, self._successor(entry.definitions))
+
+    def current_count(self, handle: object) -> int:
+        """How many names ``handle`` currently defines (0: it is superseded)."""
+        return self._current_count.get(handle, 0)
 
     @staticmethod
     def _successor(definitions: list[Definition]) -> Definition | None:
@@ -103,7 +126,18 @@ class SymbolTable:
         return definitions[0] if definitions else None
 
     def _make_current(self, entry: _Entry, definition: Definition | None) -> None:
+        previous = entry.current
         entry.current = definition
+        if definition is not None:
+            self._current_count[definition.handle] = self._current_count.get(
+                definition.handle, 0) + 1
+        if previous is not None:
+            left = self._current_count[previous.handle] - 1
+            self._current_count[previous.handle] = left
+            if left == 0:
+                del self._current_count[previous.handle]
+                if self._on_superseded is not None and not self._removing(previous.handle):
+                    self._on_superseded(previous.handle)
         if entry.stub is None:
             return
         if definition is not None and definition.is_function:

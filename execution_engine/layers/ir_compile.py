@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
-from .. import elf
+from .. import elf, target_probe
 from ..errors import ExecutionEngineError, InvalidObjectError
 from .base import Handle
 from .redirection import ObjectUnit, RedirectionLayer
@@ -36,14 +36,22 @@ GetBufferHook = Callable[[llvm.ModuleRef], "bytes | None"]
 class _Pending:
     module: llvm.ModuleRef | None
     objects: list[elf.ObjectFile]
-    keep_existing_data: bool
+    keep_existing_data: bool = False
+    replaceable: bool = False
+    target_machine: llvm.TargetMachine | None = None
+    reinitialize_data: bool = False
 
 
 class IRCompileLayer:
     """Compiles pending modules and hands their objects to the layer below."""
 
-    def __init__(self, target_machine: llvm.TargetMachine, base: RedirectionLayer):
+    def __init__(self, target_machine: llvm.TargetMachine, base: RedirectionLayer, *,
+                 interposable: bool = False):
         self.target_machine = target_machine
+        # PIC code calls dso_local functions of its own module directly; to keep
+        # those calls swappable the clone's external definitions are compiled
+        # as interposable (weak) and made strong again in the object.
+        self.interposable = interposable and target_probe.traits(target_machine).pic
         self.base = base
         self.machine = elf.EM_AARCH64 if target_machine.triple.startswith(
             ("aarch64", "arm64")) else elf.EM_X86_64
@@ -52,11 +60,19 @@ class IRCompileLayer:
         self._lock = threading.RLock()
         self._pending: dict[Handle, _Pending] = {}
 
-    def add(self, handle: Handle, module: llvm.ModuleRef, *,
-            keep_existing_data: bool = False) -> Handle:
-        """Queue ``module`` (borrowed, not copied yet) for compilation."""
+    def add(self, handle: Handle, module: llvm.ModuleRef, *, keep_existing_data: bool = False,
+            replaceable: bool = False, target_machine: llvm.TargetMachine | None = None,
+            reinitialize_data: bool = False) -> Handle:
+        """Queue ``module`` (borrowed, not copied yet) for compilation.
+
+        ``keep_existing_data``: data the engine already defines keeps its
+        storage (update semantics). ``replaceable``: the set is freed once
+        nothing it defines is current. ``target_machine`` overrides the
+        layer's for this module (e.g. another optimisation level).
+        """
         with self._lock:
-            self._pending[handle] = _Pending(module, [], keep_existing_data)
+            self._pending[handle] = _Pending(module, [], keep_existing_data, replaceable,
+                                             target_machine)
         return handle
 
     def add_object(self, handle: Handle, data: bytes) -> Handle:
@@ -88,8 +104,9 @@ class IRCompileLayer:
                 except ExecutionEngineError as exc:
                     errors.append(exc)
                     continue
-                keep = self._pending[handle].keep_existing_data
-                units.extend(ObjectUnit(handle, obj, keep) for obj in objects)
+                p = self._pending[handle]
+                units.extend(ObjectUnit(handle, obj, p.keep_existing_data, p.replaceable,
+                                        p.reinitialize_data) for obj in objects)
             try:
                 self.base.add(units)
             except ExecutionEngineError as exc:
@@ -110,22 +127,30 @@ class IRCompileLayer:
             obj = elf.ObjectFile(bytes(data), machine=self.machine,
                                  name=f"cached object for {handle.name}")
         else:
-            data = self.compile(module)
+            data = self.compile(module, pending.target_machine)
             obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
             if self.notify is not None:
                 self.notify(module, data)
         pending.objects = [obj]
         return pending.objects
 
-    def compile(self, module: llvm.ModuleRef) -> bytes:
+    def compile(self, module: llvm.ModuleRef,
+                target_machine: llvm.TargetMachine | None = None) -> bytes:
         """Object bytes for ``module``, compiled from a clone."""
         clone = module.clone()
+        weakened = _make_interposable(clone) if self.interposable else []
         try:
-            return self.target_machine.emit_object(clone)
+            data = (target_machine or self.target_machine).emit_object(clone)
+            if weakened:
+                data = elf.rewrite(elf.ObjectFile(data, machine=self.machine), globalize=weakened)
+            return data
         except RuntimeError as exc:
             raise InvalidObjectError(f"code generation failed for {module.name!r}: {exc}") from None
         finally:
             clone.close()
+
+    def is_pending(self, handle: Handle) -> bool:
+        return handle in self._pending
 
     def remove(self, handle: Handle) -> None:
         with self._lock:
@@ -137,3 +162,13 @@ class IRCompileLayer:
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         return self.base.find_symbol_in(handle, name)
+
+
+def _make_interposable(module: llvm.ModuleRef) -> list[str]:
+    """Give external definitions weak linkage; return their names."""
+    names = []
+    for value in (*module.functions, *module.global_variables):
+        if not value.is_declaration and value.linkage == llvm.Linkage.external:
+            value.linkage = llvm.Linkage.weak_any
+            names.append(value.name)
+    return names

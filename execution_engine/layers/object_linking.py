@@ -141,8 +141,11 @@ class ObjectLinkingLayer:
 
     def _current_session(self) -> _Session:
         if self._session is None or self._session.links >= self._capacity:
+            previous = self._session
             self._session = _Session(llvm.create_lljit_compiler(self._target_machine))
             self._sessions.append(self._session)
+            if previous is not None:
+                self._retire_if_idle(previous)
         return self._session
 
     def _retire_if_idle(self, session: _Session) -> None:

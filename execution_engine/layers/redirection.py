@@ -26,6 +26,7 @@ Thread-safety: the layer's lock serialises :meth:`add` and :meth:`remove`.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 
 from .. import elf, structors
 from ..errors import DuplicateSymbolError, UnresolvedSymbolError
+from ..reclaim import Reclaimer
 from ..symbols import Definition, SymbolTable
 from .base import Handle
 from .object_linking import LinkedResource, ObjectLinkingLayer
@@ -49,6 +51,8 @@ class ObjectUnit:
     handle: Handle
     obj: elf.ObjectFile
     keep_existing_data: bool = False
+    replaceable: bool = False  # freed (after the grace rule) once nothing it defines is current
+    reinitialize_data: bool = False  # kept storage takes this object's initial values
 
 
 @dataclass(eq=False)
@@ -64,6 +68,9 @@ class _HandleState:
     structors: list[tuple[structors.Structor, int]] = field(default_factory=list)
     exports: dict[str, int] = field(default_factory=dict)
     order: int = 0
+    replaceable: bool = False
+    defines_data: bool = False
+    objects: list[tuple[elf.ObjectFile, dict[int, int]]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -76,6 +83,8 @@ class _Plan:
     definitions: list[tuple[str, str, bool, bool]] = field(default_factory=list)
     structors: list[structors.Structor] = field(default_factory=list)
     aliases: dict[str, tuple[int, int]] = field(default_factory=dict)
+    section_aliases: dict[str, int] = field(default_factory=dict)  # alias -> section index
+    reinit: list[tuple[str, str, int]] = field(default_factory=list)  # name, initial copy, size
     needs: dict[str, int | _Plan] = field(default_factory=dict)  # address, or provider in batch
     call_deps: set[_Plan] = field(default_factory=set)  # providers reached through stubs
     missing: list[str] = field(default_factory=list)
@@ -93,6 +102,7 @@ class RedirectionLayer:
         resolve_process: Callable[[str], int | None],
         *,
         policy: str = "stub",
+        reclaimer: Reclaimer | None = None,
     ):
         if policy not in POLICIES:
             raise ValueError(f"unknown redirection policy {policy!r}; choose one of {POLICIES}")
@@ -105,6 +115,9 @@ class RedirectionLayer:
         self._states: dict[Handle, _HandleState] = {}
         self._uids = itertools.count(1)
         self._order = itertools.count()
+        self.reclaimer = reclaimer if reclaimer is not None else Reclaimer()
+        self._superseded: list[Handle] = []
+        symbols.set_superseded_listener(self._superseded.append)
 
     # -- adding --------------------------------------------------------------
 
@@ -116,24 +129,41 @@ class RedirectionLayer:
         :class:`UnresolvedSymbolError` naming them and what they miss.
         """
         with self._lock:
-            plans = [self._plan(u) for u in units]
+            batch_data: dict[str, _Plan] = {}
+            plans = [self._plan(u, batch_data) for u in units]
             self._check_strict(plans)
             winners = self._batch_winners(plans)
             for plan in plans:
                 self._resolve_imports(plan, winners)
             failed = self._failures(plans)
-            good = [p for p in plans if p not in failed]
-            for group in _link_order(good):
-                self._link(group)
-            for plan in good:
+            link_errors: list[Exception] = []
+            linked: list[_Plan] = []
+            for group in _link_order([p for p in plans if p not in failed]):
+                if any(d in failed for p in group for d in _dependencies(p, all_kinds=True)):
+                    failed.update(group)
+                    continue
+                try:
+                    self._link(group)
+                except Exception as exc:  # noqa: BLE001 - reported after the good ones are in
+                    link_errors.append(exc)
+                    failed.update(group)
+                    continue
+                linked.extend(group)
+            linked.sort(key=plans.index)
+            for plan in linked:
                 self._publish(plan)
-            if failed:
-                raise UnresolvedSymbolError(
-                    {p.unit.handle.name: p.missing or ["(depends on a unit that failed)"]
-                     for p in plans if p in failed}
-                )
+            for plan in linked:
+                self._resolve_structors(plan)
+            self._retire_superseded()
+            missing = {p.unit.handle.name: p.missing for p in plans if p.missing}
+            if missing:
+                raise UnresolvedSymbolError(missing)
+            if link_errors:
+                raise link_errors[0]
 
-    def _plan(self, unit: ObjectUnit) -> _Plan:
+    def _plan(self, unit: ObjectUnit, batch_data: dict[str, _Plan]) -> _Plan:
+        """Decide the symbol-table edits for ``unit``; ``batch_data`` holds the
+        data definitions of earlier units of the same batch (updated here)."""
         plan = _Plan(unit, next(self._uids))
         obj = unit.obj
         for name, sym in obj.defined_globals().items():
@@ -145,14 +175,28 @@ class RedirectionLayer:
                 plan.definitions.append((name, body, True, sym.is_weak))
                 continue
             existing = self.symbols.current(name)
-            shared = existing is not None and existing.handle is not unit.handle and (
-                sym.is_weak or unit.keep_existing_data)
-            if shared:
+            exists = (existing is not None and existing.handle is not unit.handle) or (
+                name in batch_data and batch_data[name].unit.handle is not unit.handle)
+            shared = exists and (sym.is_weak or unit.keep_existing_data)
+            if not shared:
+                batch_data.setdefault(name, plan)
+            if shared and unit.reinitialize_data and not sym.is_weak and sym.size:
+                initial = f"{name}.__init{plan.uid}"
+                plan.rename[name] = initial
+                plan.undefine.add(name)
+                plan.exports.append(initial)
+                plan.reinit.append((name, initial, sym.size))
+            elif shared:
                 plan.undefine.add(name)
             else:
                 plan.exports.append(name)
                 plan.definitions.append((name, name, sym.is_function, sym.is_weak))
         plan.structors, plan.aliases = structors.find_structors(obj, f"__ee.structor{plan.uid}.")
+        for sec in obj.sections:
+            if sec.flags & elf.SHF_ALLOC and sec.size:
+                alias = f"__ee.section{plan.uid}.{sec.index}"
+                plan.section_aliases[alias] = sec.index
+                plan.aliases[alias] = (sec.index, 0)
         plan.exports.extend(plan.aliases)
         return plan
 
@@ -226,6 +270,7 @@ class RedirectionLayer:
 
     @staticmethod
     def _failures(plans: list[_Plan]) -> set[_Plan]:
+        """Units with missing symbols and every unit that needs one of them."""
         failed = {p for p in plans if p.missing}
         changed = True
         while changed:
@@ -246,11 +291,19 @@ class RedirectionLayer:
                         continue
                     value = value.addresses[name]
                 imports[name] = value
+        # Strong data defined twice inside one group: the later definition wins,
+        # the earlier one keeps its storage under a private name (as MCJIT does).
+        owner: dict[str, _Plan] = {}
+        for plan in group:
+            for name in list(plan.exports):
+                earlier = owner.get(name)
+                if earlier is not None:
+                    shadow = f"{name}.__shadowed{earlier.uid}"
+                    earlier.rename[name] = shadow
+                    earlier.exports[earlier.exports.index(name)] = shadow
+                    earlier.definitions = [d for d in earlier.definitions if d[0] != name]
+                owner[name] = plan
         exports = [n for p in group for n in p.exports]
-        if len(set(exports)) != len(exports):
-            dup = next(n for n in exports if exports.count(n) > 1)
-            owners = [p.unit.handle.name for p in group if dup in p.exports]
-            raise DuplicateSymbolError(dup, owners[0], owners[-1])
         blobs = [
             elf.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases)
             for p in group
@@ -265,18 +318,27 @@ class RedirectionLayer:
     def _publish(self, plan: _Plan) -> None:
         handle = plan.unit.handle
         state = self._state(handle)
+        state.replaceable = plan.unit.replaceable
+        state.objects.append((plan.unit.obj, {
+            index: plan.addresses[alias] for alias, index in plan.section_aliases.items()}))
         for name, exported, is_fn, weak in plan.definitions:
             address = plan.addresses[exported]
             if is_fn and self.policy == "stub":
                 self.symbols.stub(name)
             self.symbols.define(Definition(name, handle, address, is_fn, weak, handle.name))
+            state.defines_data |= not is_fn
             state.names.append(name)
             state.exports[name] = address
+        for name, initial, size in plan.reinit:
+            ctypes.memmove(plan.needs[name], plan.addresses[initial], size)  # type: ignore[arg-type]
+
+    def _resolve_structors(self, plan: _Plan) -> None:
+        """Constructor targets, once every unit of the batch is published."""
+        state = self._state(plan.unit.handle)
         for s in plan.structors:
-            target = plan.addresses.get(s.symbol)
-            if target is None:
-                target = self.find_symbol(s.symbol) or 0
-            state.structors.append((s, target))
+            target = plan.addresses.get(s.symbol) or self.find_symbol(s.symbol)
+            if target:
+                state.structors.append((s, target))
 
     def _state(self, handle: Handle) -> _HandleState:
         state = self._states.get(handle)
@@ -287,17 +349,45 @@ class RedirectionLayer:
     # -- removing and finding ------------------------------------------------
 
     def remove(self, handle: Handle) -> None:
-        """Undefine ``handle``'s symbols and free its memory (shared resources
-        when their last handle goes)."""
+        """Undefine ``handle``'s symbols and free its memory now (shared
+        resources when their last handle goes)."""
         with self._lock:
-            state = self._states.pop(handle, None)
-            if state is None:
-                return
-            self.symbols.remove_handle(handle, state.names)
-            for shared in state.shared:
-                shared.users -= 1
-                if shared.users == 0:
-                    self.base.remove(shared.resource)
+            self._release(handle, self.base.remove)
+            self._retire_superseded()
+
+    def _release(self, handle: Handle, free: Callable[[LinkedResource], None]) -> None:
+        state = self._states.pop(handle, None)
+        if state is None:
+            return
+        self.symbols.remove_handle(handle, state.names)
+        for shared in state.shared:
+            shared.users -= 1
+            if shared.users == 0:
+                free(shared.resource)
+
+    def _retire_superseded(self) -> None:
+        """Hand replaceable sets that no longer define anything current to the
+        reclaimer (sets that define data or constructors stay: their storage
+        may be referenced directly)."""
+        while self._superseded:
+            handle = self._superseded.pop()
+            state = self._states.get(handle)
+            if (state is None or not state.replaceable or state.defines_data
+                    or state.structors or self.symbols.current_count(handle)):
+                continue
+            self._release(handle, lambda r: self.reclaimer.retire(
+                lambda: self.base.remove(r)))
+
+    def local_address(self, handle: Handle, name: str) -> int | None:
+        """Run-time address of symbol ``name`` (local ones included) in ``handle``'s objects."""
+        state = self._states.get(handle)
+        if state is None:
+            return None
+        for obj, bases in state.objects:
+            sym = obj.local_symbol(name) or obj.defined_globals().get(name)
+            if sym is not None and sym.shndx in bases:
+                return bases[sym.shndx] + sym.value
+        return None
 
     def find_symbol(self, name: str) -> int | None:
         return self.symbols.address(name)

@@ -1,0 +1,116 @@
+"""Shared helpers for the unit tests: target machines, IR -> module / object,
+calling JIT'd code, and direct construction of the layer stack."""
+
+from __future__ import annotations
+
+import ctypes
+import textwrap
+
+import llvmlite.binding as llvm
+import pytest
+
+from execution_engine import elf
+from execution_engine.layers.base import Handle
+from execution_engine.layers.ir_compile import IRCompileLayer
+from execution_engine.layers.object_linking import ObjectLinkingLayer
+from execution_engine.layers.redirection import ObjectUnit, RedirectionLayer
+from execution_engine.resolver import GlobalMappings, ProcessResolver
+from execution_engine.stubs import StubManager
+from execution_engine.symbols import SymbolTable
+
+llvm.initialize_native_target()
+llvm.initialize_native_asmprinter()
+llvm.initialize_native_asmparser()
+
+
+def make_tm(opt: int = 2) -> llvm.TargetMachine:
+    """A fresh host target machine (engines take ownership of theirs)."""
+    return llvm.Target.from_default_triple().create_target_machine(opt=opt)
+
+
+_SHARED_TM = make_tm()
+
+
+@pytest.fixture
+def tm() -> llvm.TargetMachine:
+    """A fresh target machine per test (an engine closes its machine on close)."""
+    return make_tm()
+
+
+def parse_ir(text: str, name: str = "") -> llvm.ModuleRef:
+    """Parse and verify IR text, retargeted to the host."""
+    module = llvm.parse_assembly(textwrap.dedent(text))
+    module.verify()
+    if name:
+        module.name = name
+    module.triple = _SHARED_TM.triple
+    module.data_layout = str(_SHARED_TM.target_data)
+    return module
+
+
+def compile_ir(text: str) -> bytes:
+    """Relocatable object bytes for IR ``text``."""
+    return _SHARED_TM.emit_object(parse_ir(text))
+
+
+def parse_object(text: str, name: str = "<object>") -> elf.ObjectFile:
+    return elf.ObjectFile(compile_ir(text), name=name)
+
+
+def cfunc(address: int, restype=ctypes.c_int64, *argtypes):
+    """A ctypes function for a native address (asserting it is non-null)."""
+    assert address, "null function address"
+    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+
+def i64_at(address: int) -> int:
+    assert address, "null data address"
+    return ctypes.c_int64.from_address(address).value
+
+
+def is_mapped(address: int) -> bool:
+    """Whether ``address`` lies in any mapping of this process."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= address < hi:
+                return True
+    return False
+
+
+class Stack:
+    """The redirection + linking layers over a symbol table, built by hand."""
+
+    def __init__(self, on_unbound=None, *, policy: str = "stub", session_capacity: int = 256):
+        self.unbound_calls: list[str] = []
+        self.stubs = StubManager(on_unbound or self._unbound)
+        self.symbols = SymbolTable(self.stubs)
+        self.mappings = GlobalMappings()
+        self.linker = ObjectLinkingLayer(_SHARED_TM, session_capacity=session_capacity)
+        self.redirection = RedirectionLayer(self.linker, self.symbols, self.mappings,
+                                            ProcessResolver(), policy=policy)
+        self.compiler = IRCompileLayer(_SHARED_TM, self.redirection)
+
+    def _unbound(self, stub) -> int:  # pragma: no cover - a test bug if reached
+        raise AssertionError(f"unbound stub {stub.name} called")
+
+    def add_ir(self, *texts: str) -> list[Handle]:
+        """Link the modules as one batch through the redirection layer."""
+        handles = [Handle(f"m{i}") for i in range(len(texts))]
+        self.redirection.add([ObjectUnit(h, parse_object(t, h.name))
+                              for h, t in zip(handles, texts, strict=True)])
+        return handles
+
+    def fn(self, name: str, restype=ctypes.c_int64, *argtypes):
+        return cfunc(self.redirection.find_symbol(name), restype, *argtypes)
+
+    def close(self) -> None:
+        self.linker.close()
+        self.stubs.close()
+
+
+@pytest.fixture
+def stack():
+    s = Stack()
+    yield s
+    s.close()
