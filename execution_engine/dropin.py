@@ -29,7 +29,7 @@ _saved: list[tuple[Any, str, Any]] = []
 
 
 def _object_from_data(cls: type, data: bytes) -> llvm.ObjectFileRef:
-    obj = _original_from_data.__func__(cls, data)  # type: ignore[attr-defined]
+    obj = _original_from_data.__func__(cls, data)
     obj._ee_data = bytes(data)
     return obj
 

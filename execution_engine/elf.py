@@ -208,18 +208,20 @@ class ObjectFile:
         if not 0 < rela.info < len(self.sections):
             self._fail(f"relocation section {rela.name} applies to missing section {rela.info}")
         target = self.sections[rela.info]
-        supported = _SUPPORTED_RELOCATIONS.get(self.machine)
         words = memoryview(self._blob(rela)).cast("Q")
-        nsyms = len(self.symbols)
-        for k in range(0, len(words), 3):
-            offset, info = words[k], words[k + 1]
-            rtype, sym = info & 0xFFFFFFFF, info >> 32
-            if sym >= nsyms:
-                self._fail(f"relocation in {rela.name} refers to missing symbol {sym}")
-            if supported is not None and rtype not in supported:
-                self._fail(f"relocation type {rtype} in {rela.name} is not supported by the linker")
-            if offset >= target.size and target.type != SHT_NOBITS:
-                self._fail(f"relocation in {rela.name} points outside section {target.name}")
+        if not words:
+            return
+        infos = words[1::3].tolist()
+        if max(infos) >> 32 >= len(self.symbols):
+            self._fail(f"relocation in {rela.name} refers to a missing symbol")
+        supported = _SUPPORTED_RELOCATIONS.get(self.machine)
+        if supported is not None:
+            unknown = {info & 0xFFFFFFFF for info in infos} - supported
+            if unknown:
+                self._fail(f"relocation type {min(unknown)} in {rela.name} is not supported "
+                           "by the linker")
+        if target.type != SHT_NOBITS and max(words[0::3].tolist()) >= target.size:
+            self._fail(f"relocation in {rela.name} points outside section {target.name}")
 
     # -- queries -------------------------------------------------------------
 

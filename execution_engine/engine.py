@@ -66,7 +66,7 @@ class ExecutionEngine:
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                  strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
                  grace_period: float | None = 1.0):
-        module_checks.check_module(module, target_machine)
+        module_checks.check_module(module, target_machine)  # before anything is owned
         self._lock = threading.RLock()
         self._closed = False
         self._target_machine = target_machine
@@ -91,7 +91,7 @@ class ExecutionEngine:
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
-        self.add_module(module)
+        self._add(module)
 
     # -- modules ---------------------------------------------------------------
 
@@ -103,9 +103,12 @@ class ExecutionEngine:
             if _pointer(module) in self._modules:
                 raise KeyError("module already added to this engine")
             module_checks.check_module(module, self._target_machine)
-            handle = Handle(module_checks.module_label(module))
-            self._compiler.add(handle, module)
-            self._register(module, handle)
+            self._add(module)
+
+    def _add(self, module: llvm.ModuleRef) -> None:
+        handle = Handle(module_checks.module_label(module))
+        self._compiler.add(handle, module)
+        self._register(module, handle)
 
     def _register(self, module: llvm.ModuleRef, handle: Handle) -> None:
         self._modules[_pointer(module)] = (module, handle)

@@ -24,6 +24,7 @@ References are rewritten as follows:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
@@ -216,10 +217,10 @@ def _is_constant(text: str) -> bool:
     return match is not None and match.group(1) == "constant"
 
 
-def _rename_body(text: str, rename: object) -> str:
+def _rename_body(text: str, rename: Callable[[re.Match[str]], str]) -> str:
     """Apply ``rename`` to references in a copied private function (not its own name)."""
     header, brace, rest = text.partition("{")
-    return header + brace + _REF.sub(rename, rest)  # type: ignore[arg-type]
+    return header + brace + _REF.sub(rename, rest)
 
 
 def _closure(roots: set[str], metadata: dict[str, str]) -> set[str]:

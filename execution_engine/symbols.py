@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import DuplicateSymbolError
 from .stubs import Stub, StubManager
@@ -40,7 +41,7 @@ class Definition:
     """
 
     name: str
-    handle: object
+    handle: Any
     address: int
     is_function: bool
     weak: bool = False
@@ -63,9 +64,9 @@ class SymbolTable:
         self._lock = threading.RLock()
         self._entries: dict[str, _Entry] = {}
         self._current_count: dict[object, int] = {}
-        self._on_superseded: Callable[[object], None] | None = None
+        self._on_superseded: Callable[[Any], None] | None = None
 
-    def set_superseded_listener(self, listener: Callable[[object], None]) -> None:
+    def set_superseded_listener(self, listener: Callable[[Any], None]) -> None:
         """``listener(handle)`` is called (lock held: it must only take note) when
         a handle's last current definition is replaced by another handle's."""
         self._on_superseded = listener

@@ -50,8 +50,9 @@ class IRCompileLayer:
         self.target_machine = target_machine
         # PIC code calls dso_local functions of its own module directly; to keep
         # those calls swappable the clone's external definitions are compiled
-        # as interposable (weak) and made strong again in the object.
-        self.interposable = interposable and target_probe.traits(target_machine).pic
+        # as interposable (weak) and made strong again in the object. Whether
+        # the target machine makes PIC is probed on first use.
+        self._interposable: bool | None = None if interposable else False
         self.base = base
         self.machine = elf.EM_AARCH64 if target_machine.triple.startswith(
             ("aarch64", "arm64")) else elf.EM_X86_64
@@ -138,7 +139,9 @@ class IRCompileLayer:
                 target_machine: llvm.TargetMachine | None = None) -> bytes:
         """Object bytes for ``module``, compiled from a clone."""
         clone = module.clone()
-        weakened = _make_interposable(clone) if self.interposable else []
+        if self._interposable is None:
+            self._interposable = target_probe.traits(self.target_machine).pic
+        weakened = _make_interposable(clone) if self._interposable else []
         try:
             data = (target_machine or self.target_machine).emit_object(clone)
             if weakened:
