@@ -86,8 +86,9 @@ class ExecutionEngine:
         self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
                                              self._process, policy=redirection,
                                              reclaimer=self._reclaimer)
-        self._compiler = IRCompileLayer(target_machine, self._redirection,
-                                        interposable=redirection == "stub")
+        self._compiler = IRCompileLayer(
+            target_machine, self._redirection, interposable=redirection != "none",
+            slot_calls=self._symbols.has_stub if redirection == "single" else None)
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
@@ -490,7 +491,10 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
 
     ``use_lmm`` is accepted for compatibility and ignored (the linker's own
     memory manager is always used). ``options``: ``strict`` (raise on a
-    strong symbol defined again), ``redirection`` (``"stub"`` or ``"none"``),
+    strong symbol defined again), ``redirection`` (``"stub"``: calls and
+    addresses go through a stub and its pointer slot, the default;
+    ``"single"``: calls load the slot themselves, addresses are stubs;
+    ``"none"``: bound directly as MCJIT does, no swapping),
     ``grace_period`` (seconds before replaced code is freed, ``None`` for
     explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`).
     """

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import llvmlite.binding as llvm
 
 from .. import elf, target_probe
+from ..call_sites import call_through_slots
 from ..errors import ExecutionEngineError, InvalidObjectError
 from .base import Handle
 from .redirection import ObjectUnit, RedirectionLayer
@@ -46,13 +47,17 @@ class IRCompileLayer:
     """Compiles pending modules and hands their objects to the layer below."""
 
     def __init__(self, target_machine: llvm.TargetMachine, base: RedirectionLayer, *,
-                 interposable: bool = False):
+                 interposable: bool = False,
+                 slot_calls: Callable[[str], bool] | None = None):
         self.target_machine = target_machine
         # PIC code calls dso_local functions of its own module directly; to keep
         # those calls swappable the clone's external definitions are compiled
         # as interposable (weak) and made strong again in the object. Whether
         # the target machine makes PIC is probed on first use.
         self._interposable: bool | None = None if interposable else False
+        # Single indirection: calls load their callee from its pointer slot;
+        # ``slot_calls(name)`` says which external callees have one already.
+        self._slot_calls = slot_calls
         self.base = base
         self.machine = elf.EM_AARCH64 if target_machine.triple.startswith(
             ("aarch64", "arm64")) else elf.EM_X86_64
@@ -138,7 +143,10 @@ class IRCompileLayer:
     def compile(self, module: llvm.ModuleRef,
                 target_machine: llvm.TargetMachine | None = None) -> bytes:
         """Object bytes for ``module``, compiled from a clone."""
-        clone = module.clone()
+        if self._slot_calls is not None:
+            clone = llvm.parse_assembly(call_through_slots(str(module), self._slot_calls))
+        else:
+            clone = module.clone()
         if self._interposable is None:
             self._interposable = target_probe.traits(self.target_machine).pic
         weakened = _make_interposable(clone) if self._interposable else []

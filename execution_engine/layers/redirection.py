@@ -2,7 +2,7 @@
 
 For each object handed down, before it reaches the ObjectLinkingLayer:
 
-* every function it defines (policy ``"stub"``) is split into a body, renamed
+* every function it defines (policies ``"stub"`` and ``"single"``) is split into a body, renamed
   ``<name>.__body<N>``, and references to ``<name>`` - from this object and
   every other - which resolve to the name's stub; the stub's slot is pointed
   at the current body (see :mod:`..symbols` for which definition is current);
@@ -14,8 +14,10 @@ For each object handed down, before it reaches the ObjectLinkingLayer:
 * static constructor and destructor tables are read and their targets
   exported (:mod:`..structors`).
 
-With policy ``"none"`` functions are linked exactly as MCJIT links them (no
-stub, callers bound to the body) and cannot be swapped.
+With policy ``"single"`` the compile layer has also rewritten calls to load
+the callee from its slot (``f.__slot`` imports resolve to slots, see
+:mod:`..call_sites`). With policy ``"none"`` functions are linked exactly as
+MCJIT links them (no stub, callers bound to the body) and cannot be swapped.
 
 Objects of one batch that need each other's *data* are linked after their
 providers; objects that need each other's data in a cycle are linked
@@ -33,13 +35,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .. import elf, structors
+from ..call_sites import SLOT_SUFFIX
 from ..errors import DuplicateSymbolError, UnresolvedSymbolError
 from ..reclaim import Reclaimer
 from ..symbols import Definition, SymbolTable
 from .base import Handle
 from .object_linking import LinkedResource, ObjectLinkingLayer
 
-POLICIES = ("stub", "none")
+POLICIES = ("stub", "single", "none")
 # Names the linker itself defines for the object being linked.
 LINKER_DEFINED = frozenset({"_GLOBAL_OFFSET_TABLE_"})
 
@@ -167,7 +170,7 @@ class RedirectionLayer:
         plan = _Plan(unit, next(self._uids))
         obj = unit.obj
         for name, sym in obj.defined_globals().items():
-            if sym.is_function and self.policy == "stub":
+            if sym.is_function and self.policy != "none":
                 body = f"{name}.__body{plan.uid}"
                 plan.rename[name] = body
                 plan.undefine.add(name)
@@ -232,6 +235,9 @@ class RedirectionLayer:
         for name, weak_ref in wanted.items():
             if name in LINKER_DEFINED:
                 continue
+            if name.endswith(SLOT_SUFFIX) and self.policy == "single":
+                plan.needs[name] = self.symbols.stub(name[: -len(SLOT_SUFFIX)]).slot
+                continue
             address = self._resolve_mapping(name)  # global mappings win over everything
             if address is not None:
                 plan.needs[name] = address
@@ -239,14 +245,14 @@ class RedirectionLayer:
             winner = winners.get(name)
             if winner is not None and winner[0] is not plan:
                 provider, is_fn = winner
-                if is_fn and self.policy == "stub":
+                if is_fn and self.policy != "none":
                     plan.needs[name] = self.symbols.stub(name).address
                     plan.call_deps.add(provider)
                 else:
                     plan.needs[name] = provider
                 continue
             if winner is not None:  # our own definition (e.g. renamed body)
-                if self.policy == "stub" and winner[1]:
+                if self.policy != "none" and winner[1]:
                     plan.needs[name] = self.symbols.stub(name).address
                 continue
             address = self._engine_address(name)
@@ -264,7 +270,7 @@ class RedirectionLayer:
         cur = self.symbols.current(name)
         if cur is None:
             return None
-        if cur.is_function and self.policy == "stub":
+        if cur.is_function and self.policy != "none":
             return self.symbols.stub(name).address
         return cur.address
 
@@ -323,7 +329,7 @@ class RedirectionLayer:
             index: plan.addresses[alias] for alias, index in plan.section_aliases.items()}))
         for name, exported, is_fn, weak in plan.definitions:
             address = plan.addresses[exported]
-            if is_fn and self.policy == "stub":
+            if is_fn and self.policy != "none":
                 self.symbols.stub(name)
             self.symbols.define(Definition(name, handle, address, is_fn, weak, handle.name))
             state.defines_data |= not is_fn

@@ -1,0 +1,64 @@
+"""Single indirection: direct calls rewritten to load the callee from its slot.
+
+Under the ``"single"`` redirection policy a call ``call i32 @f(...)`` to a
+function the module defines becomes::
+
+    %__ee.slotN = load ptr, ptr @"f.__slot"
+    call i32 %__ee.slotN(...)
+
+Internal and private callees are left alone (they have no stub).
+``f.__slot`` is resolved to the address of ``f``'s pointer slot, so the
+call skips the stub's extra jump while still reaching whatever body the slot
+holds (swaps work as with stubs). Taking ``f``'s address still yields the
+stub, so function-pointer identity is unchanged.
+
+The rewrite is textual and linear in the module text: one pass over the
+lines, inserting a load before each rewritten call (same basic block).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+SLOT_SUFFIX = ".__slot"
+
+_DEFINE = re.compile(r'^define (?:(\w+) )?[^@]*@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)\(', re.M)
+_CALL = re.compile(
+    r'^(?P<indent>\s+)(?P<assign>%[-a-zA-Z$._0-9"]+ = )?'
+    r'(?P<kw>(?:(?:tail|musttail|notail) )?(?:call|invoke) )'
+    r'(?P<mid>[^@%(]*?(?:\([^)]*\)\s*)?)'
+    r'@(?P<name>"(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)\(',
+    re.M,
+)
+
+
+def _plain(token: str) -> str:
+    return token[1:-1] if token.startswith('"') else token
+
+
+def call_through_slots(text: str, also: Callable[[str], bool] = lambda name: False) -> str:
+    """Rewrite calls to the functions ``text`` defines (and to names for which
+    ``also(name)`` is true) to go through their pointer slots."""
+    defined = {_plain(m.group(2)) for m in _DEFINE.finditer(text)
+               if m.group(1) not in ("internal", "private")}
+    slots: set[str] = set()
+    counter = 0
+
+    def rewrite(m: re.Match[str]) -> str:
+        nonlocal counter
+        name = _plain(m.group("name"))
+        if name.startswith("llvm.") or not (name in defined or also(name)):
+            return m.group(0)
+        counter += 1
+        slots.add(name)
+        local = f"%__ee.slot{counter}"
+        return (f'{m["indent"]}{local} = load ptr, ptr @"{name}{SLOT_SUFFIX}"\n'
+                f'{m["indent"]}{m["assign"] or ""}{m["kw"]}{m["mid"]}{local}(')
+
+    out = _CALL.sub(rewrite, text)
+    if not slots:
+        return text
+    declarations = "".join(f'@"{name}{SLOT_SUFFIX}" = external global ptr\n'
+                           for name in sorted(slots))
+    return out + "\n" + declarations
