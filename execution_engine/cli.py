@@ -96,14 +96,15 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
         main_module, opts.entry_function) else None
     if entry is None and not any(_defines(m, opts.entry_function) for m in modules):
         raise ProgramError(f"'{opts.entry_function}' is not defined in {opts.file}")
-    engine = create_mcjit_compiler(modules[0], target_machine)
+    engine = create_mcjit_compiler(modules[0], target_machine,
+                                   lazy=opts.jit_kind == "orc-lazy")
     for module in modules[1:]:
         engine.add_module(module)
     t0 = time.perf_counter()
     engine.finalize_object()
-    stats["compile+link"] = time.perf_counter() - t0
     address = engine.get_function_address(opts.entry_function)
     engine.run_static_constructors()
+    stats["compile+link"] = time.perf_counter() - t0
     argv_strings = [opts.file, *args]
     c_argv = (ctypes.c_char_p * (len(argv_strings) + 1))(
         *[os.fsencode(a) for a in argv_strings], None)

@@ -15,6 +15,8 @@ object share storage that already exists.
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ SHT_RELA = 4
 SHT_NOBITS = 8
 SHT_REL = 9
 SHF_ALLOC = 0x2
+SHF_TLS = 0x400
 
 SHN_UNDEF = 0
 SHN_LORESERVE = 0xFF00
@@ -63,6 +66,18 @@ _SUPPORTED_RELOCATIONS = {
          29, 41, 42}
     ),
 }
+# Absolute relocations narrower than a pointer (R_X86_64_32, _32S, _16, _8).
+# RuntimeDyld asserts that the address fits, and JIT memory always lies above
+# 4 GB, so one of these against anything the object itself defines aborts the
+# process. Code gets them from the small/medium/kernel code model with static
+# relocation (e.g. ``create_target_machine(codemodel="small")``).
+_NARROW_ABSOLUTE_RELOCATIONS = {
+    EM_X86_64: {10: "R_X86_64_32", 11: "R_X86_64_32S", 12: "R_X86_64_16", 14: "R_X86_64_8"},
+}
+# Allocatable sections bigger than this in total are checked to be mappable:
+# RuntimeDyld's memory manager raises a fatal error when mmap fails (say, a
+# 1 TB zero-initialised global).
+_PROBE_ALLOCATIONS_ABOVE = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -153,11 +168,13 @@ class ObjectFile:
         if e_shoff + e_shnum * _SHDR.size > len(data):
             self._fail("section header table lies outside the file")
         raw = [_SHDR.unpack_from(data, e_shoff + i * _SHDR.size) for i in range(e_shnum)]
-        for i, (_, typ, _, _, off, size, link, _, _, _) in enumerate(raw):
+        for i, (_, typ, _, _, off, size, link, _, align, _) in enumerate(raw):
             if typ != SHT_NOBITS and off + size > len(data):
                 self._fail(f"section {i} lies outside the file")
             if link >= e_shnum:
                 self._fail(f"section {i} links to missing section {link}")
+            if align & (align - 1):  # LLVM's Align() asserts a power of two
+                self._fail(f"section {i} has alignment {align}, which is not a power of two")
         if e_shstrndx >= e_shnum or raw[e_shstrndx][1] != SHT_STRTAB:
             self._fail("missing section name table")
         shstr = self._blob(raw[e_shstrndx])
@@ -165,11 +182,21 @@ class ObjectFile:
             self.sections.append(
                 Section(i, _cstring(shstr, nm), typ, flags, off, size, link, info, entsize)
             )
+        for sec in self.sections:
+            if sec.name == ".eh_frame" and (not sec.flags & SHF_ALLOC or sec.type == SHT_NOBITS):
+                # RuntimeDyld registers .eh_frame from memory it never loaded.
+                self._fail("section .eh_frame is not loadable (not SHF_ALLOC, or NOBITS)")
         symtabs = [s for s in self.sections if s.type == SHT_SYMTAB]
         if len(symtabs) > 1:
             self._fail("more than one symbol table")
         if symtabs:
-            self._parse_symbols(symtabs[0])
+            self._parse_symbols(symtabs[0])  # names a thread-local symbol first
+        for sec in self.sections:
+            if sec.flags & SHF_TLS and sec.flags & SHF_ALLOC:
+                # RuntimeDyld's memory manager cannot allocate TLS: fatal error.
+                self._fail(f"section {sec.name} holds thread-local storage, which the JIT "
+                           "linker does not support")
+        self._check_allocatable()
         for sec in self.sections:
             if sec.type == SHT_REL:
                 self._fail(f"REL relocations (section {sec.name}) are not supported")
@@ -196,9 +223,22 @@ class ObjectFile:
         ):
             if shndx == SHN_XINDEX or (nsec <= shndx < SHN_LORESERVE):
                 self._fail(f"symbol {i} refers to missing section {shndx}")
-            self.symbols.append(
-                Symbol(i, _cstring(names, nm), info >> 4, info & 0xF, other & 3, shndx, value, size)
-            )
+            sym = Symbol(i, _cstring(names, nm), info >> 4, info & 0xF, other & 3, shndx, value,
+                         size)
+            label = f"symbol '{sym.name}'" if sym.name else f"symbol {i}"
+            if shndx >= SHN_LORESERVE and shndx not in (SHN_ABS, SHN_COMMON):
+                # e.g. SHN_X86_64_LCOMMON: RuntimeDyld finds no section and the
+                # lookup of the symbol never completes.
+                self._fail(f"{label} has special section index {shndx:#x}, which the JIT "
+                           "linker does not support")
+            if sym.type == STT_COMMON and shndx != SHN_COMMON:
+                self._fail(f"{label} has type STT_COMMON but is not in SHN_COMMON")
+            if shndx == SHN_COMMON and (value == 0 or value & (value - 1)):
+                # its value is its alignment; LLVM's alignTo() asserts a power of two
+                self._fail(f"common {label} has alignment {value}, which is not a power of two")
+            if sym.type == STT_TLS:
+                self._fail(f"{label} is thread-local, which the JIT linker does not support")
+            self.symbols.append(sym)
 
     def _check_relocations(self, rela: Section) -> None:
         if rela.entsize != _RELA_SIZE or rela.size % _RELA_SIZE:
@@ -222,6 +262,55 @@ class ObjectFile:
                            "by the linker")
         if target.type != SHT_NOBITS and max(words[0::3].tolist()) >= target.size:
             self._fail(f"relocation in {rela.name} points outside section {target.name}")
+        # The same entries as 32-bit halves: [offset x2, type, symbol, addend x2].
+        halves = memoryview(self._blob(rela)).cast("I")
+        types, symbols = halves[2::6].tolist(), halves[3::6].tolist()
+        nsec = len(self.sections)
+        for index in sorted(set(symbols)):
+            sym = self.symbols[index]
+            # RuntimeDyld resolves a local symbol by its type and reaches an
+            # llvm_unreachable for a file symbol or a section symbol without one.
+            if index and sym.bind == STB_LOCAL and (
+                    sym.type == STT_FILE or (sym.type == STT_SECTION and not 0 < sym.shndx < nsec)):
+                self._fail(f"relocation in {rela.name} refers to symbol {index}, which the JIT "
+                           "linker cannot resolve (a file symbol, or a section symbol without "
+                           "a section)")
+        narrow = _NARROW_ABSOLUTE_RELOCATIONS.get(self.machine, {})
+        if target.flags & SHF_ALLOC and not narrow.keys().isdisjoint(types):
+            for rtype, index in zip(types, symbols, strict=True):
+                sym = self.symbols[index]
+                if rtype in narrow and (0 < sym.shndx < nsec or sym.shndx == SHN_COMMON):
+                    what = f"'{sym.name}'" if sym.name else self.sections[sym.shndx].name
+                    self._fail(
+                        f"{narrow[rtype]} relocation in {rela.name} against {what}: the code "
+                        "needs addresses below 4 GB, but JIT memory lies above; compile with "
+                        "the JIT's default code model (codemodel='jitdefault') or reloc='pic'")
+
+    def _check_allocatable(self) -> None:
+        """Raise unless the linker can map this object's memory.
+
+        RuntimeDyld raises a fatal error when its memory manager cannot map a
+        section, and it zero-fills NOBITS sections and common symbols, so
+        more than the machine's RAM cannot be linked either.
+        """
+        parts = [(s.size, f"section {s.name}") for s in self.sections if s.flags & SHF_ALLOC]
+        parts += [(s.size, f"common symbol '{s.name}'") for s in self.symbols
+                  if s.shndx == SHN_COMMON]
+        total = sum(size for size, _ in parts)
+        if total <= _PROBE_ALLOCATIONS_ABOVE:
+            return
+        size, what = max(parts)
+        if total > _physical_memory():
+            self._fail(f"the object needs {total} bytes of memory ({what} alone {size}), "
+                       "more than this machine has")
+        try:
+            probe = mmap.mmap(-1, total, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                              prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        except (OSError, OverflowError, ValueError):
+            self._fail(f"the object needs {total} bytes of memory ({what} alone {size}), "
+                       "more than can be mapped")
+        else:
+            probe.close()
 
     # -- queries -------------------------------------------------------------
 
@@ -244,6 +333,13 @@ class ObjectFile:
 
     def sections_named(self, prefix: str) -> list[Section]:
         return [s for s in self.sections if s.name == prefix or s.name.startswith(prefix + ".")]
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return 1 << 64
 
 
 def _cstring(table: bytes, offset: int) -> str:
@@ -314,6 +410,11 @@ def rewrite(
             _SYM.pack_into(table, off, name_offset, (bind << 4) | typ, sym.visibility,
                            SHN_UNDEF, 0, 0)
     for alias, (shndx, value) in aliases.items():
+        if not (0 < shndx < len(obj.sections) and 0 <= value <= obj.sections[shndx].size):
+            # e.g. a constructor table entry whose addend points elsewhere
+            raise InvalidObjectError(
+                f"{obj.name}: symbol '{alias}' would lie outside section {shndx} "
+                f"(offset {value})")
         table.extend(_SYM.pack(add_name(alias), (STB_GLOBAL << 4) | STT_FUNC, STV_HIDDEN,
                                shndx, value, 0))
 

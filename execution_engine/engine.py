@@ -29,8 +29,9 @@ from .errors import (
     SignatureMismatchError,
     SwapNotSupportedError,
 )
-from .function_extract import FunctionExtractor
+from .extract import ModuleView
 from .layers.base import Handle
+from .layers.compile_on_demand import CompileOnDemandLayer
 from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
 from .layers.object_linking import ObjectLinkingLayer
 from .layers.redirection import RedirectionLayer
@@ -65,7 +66,7 @@ class ExecutionEngine:
 
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                  strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
-                 grace_period: float | None = 1.0):
+                 grace_period: float | None = 1.0, lazy: bool = False):
         module_checks.check_module(module, target_machine)  # before anything is owned
         self._lock = threading.RLock()
         self._closed = False
@@ -74,7 +75,7 @@ class ExecutionEngine:
         self._modules: dict[int, tuple[llvm.ModuleRef, Handle]] = {}
         self._module_of: dict[Handle, llvm.ModuleRef] = {}
         self._origin: dict[Handle, Handle] = {}  # recompiled body -> module it came from
-        self._extractors: dict[Handle, FunctionExtractor] = {}
+        self._views: dict[Handle, ModuleView] = {}
         self._tiered: dict[int, llvm.TargetMachine] = {}
         self._reclaimer = Reclaimer(grace_period)
         self._constructed: set[Handle] = set()
@@ -86,9 +87,13 @@ class ExecutionEngine:
         self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
                                              self._process, policy=redirection,
                                              reclaimer=self._reclaimer)
-        self._compiler = IRCompileLayer(
+        self._ir = IRCompileLayer(
             target_machine, self._redirection, interposable=redirection != "none",
             slot_calls=self._symbols.has_stub if redirection == "single" else None)
+        if lazy and redirection == "none":
+            raise ValueError("lazy compilation needs stubs: use redirection='stub' or 'single'")
+        self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=lazy)
+        self._redirection.set_pending_resolver(self._compiler.resolve_lazy)
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
@@ -128,7 +133,7 @@ class ExecutionEngine:
             self._compiler.remove(handle)
             self._constructed.discard(handle)
             self._module_of.pop(handle, None)
-            self._extractors.pop(handle, None)
+            self._views.pop(handle, None)
             for body, origin in list(self._origin.items()):
                 if origin is handle:
                     self._compiler.remove(body)
@@ -258,18 +263,20 @@ class ExecutionEngine:
             if self._compiler.pending():
                 self._compiler.emit()
             origin, module, name = self._function_home(fn)
-            extractor = self._extractors.get(origin)
-            if extractor is None:
-                extractor = self._extractors[origin] = FunctionExtractor(
-                    module, prefix=f"__ee.m{origin.id}.")
-            extracted = extractor.extract(name)
-            for local, original in extracted.locals.items():
-                address = self._redirection.local_address(origin, original)
-                if address is None:
-                    raise ExecutionEngineError(
-                        f"cannot recompile '{name}': its module's symbol '{original}' has no "
-                        "address (the module was not compiled by this engine)")
-                self._mappings.add(local, address)
+            view = self._views.get(origin)
+            if view is None:
+                lazy = self._compiler.is_lazy(origin)
+                view = self._views[origin] = ModuleView(
+                    module, prefix=f"__ee.h{origin.id}.", mode="lazy" if lazy else "recompile")
+            extracted = view.function_partition(name)
+            if view.mode == "recompile":  # locals live in the compiled module's object
+                for shared, original in extracted.shared.items():
+                    address = self._redirection.local_address(origin, original)
+                    if address is None:
+                        raise ExecutionEngineError(
+                            f"cannot recompile '{name}': its module's symbol '{original}' "
+                            "has no address (the module was not compiled by this engine)")
+                    self._mappings.add(shared, address)
             try:
                 body = llvm.parse_assembly(extracted.text)
                 body.verify()
@@ -303,6 +310,11 @@ class ExecutionEngine:
             self._check_open()
             return self._reclaimer.quiescent()
 
+    def _owner(self, handle: Handle) -> Handle:
+        """The user module's handle behind a recompiled body or a lazy partition."""
+        handle = self._origin.get(handle, handle)
+        return self._compiler.owner(handle)
+
     def _check_swappable(self) -> None:
         if self._redirection.policy == "none":
             raise SwapNotSupportedError(
@@ -324,7 +336,7 @@ class ExecutionEngine:
             current = self._symbols.current(name)
             if current is None or not current.is_function:
                 raise KeyError(f"the engine defines no function '{name}'")
-            origin = self._origin.get(current.handle, current.handle)
+            origin = self._owner(current.handle)
             module = self._module_of.get(origin)
             if module is None:
                 raise ExecutionEngineError(
@@ -346,7 +358,7 @@ class ExecutionEngine:
             current = self._symbols.current(value.name)
             if current is None:
                 continue
-            old_module = self._module_of.get(self._origin.get(current.handle, current.handle))
+            old_module = self._module_of.get(self._owner(current.handle))
             if old_module is None:
                 continue
             old = _global_type(old_module, value.name)
@@ -376,7 +388,8 @@ class ExecutionEngine:
             self._check_open()
             self._compiler.emit()
             handles = [h for _, h in self._modules.values() if h not in self._constructed]
-            entries = [e for h in handles for e in self._redirection.structors_of(h)]
+            entries = [e for h in handles for part in self._compiler.structor_handles(h)
+                       for e in self._redirection.structors_of(part)]
             self._constructed.update(handles)
         structors.run(entries, "ctor")
 
@@ -386,7 +399,8 @@ class ExecutionEngine:
         with self._lock:
             self._check_open()
             entries = [e for _, h in self._modules.values()
-                       for e in self._redirection.structors_of(h)]
+                       for part in self._compiler.structor_handles(h)
+                       for e in self._redirection.structors_of(part)]
         structors.run(entries, "dtor")
 
     # -- misc MCJIT API ------------------------------------------------------
@@ -452,8 +466,18 @@ class ExecutionEngine:
             raise EngineClosedError("the execution engine is closed")
 
     def _on_unbound_stub(self, stub: Stub) -> int:
-        message = (f"execution_engine: call to function '{stub.name}', which is not "
-                   "linked (its module was removed or failed to link); aborting\n")
+        """A call reached a stub with no body: compile it lazily, or stop."""
+        try:
+            with self._lock:
+                address = None if self._closed else self._compiler.materialize(stub.name)
+        except Exception as exc:  # noqa: BLE001 - reported, then the process stops
+            message = (f"execution_engine: compiling function '{stub.name}' on its first "
+                       f"call failed: {exc}; aborting\n")
+        else:
+            if address:
+                return address
+            message = (f"execution_engine: call to function '{stub.name}', which is not "
+                       "linked (its module was removed or failed to link); aborting\n")
         os.write(2, message.encode())
         os.abort()
 
@@ -496,7 +520,9 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
     ``"single"``: calls load the slot themselves, addresses are stubs;
     ``"none"``: bound directly as MCJIT does, no swapping),
     ``grace_period`` (seconds before replaced code is freed, ``None`` for
-    explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`).
+    explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`),
+    ``lazy`` (compile each function on its first call; see
+    :mod:`.layers.compile_on_demand`).
     """
     del use_lmm
     return ExecutionEngine(module, target_machine, **options)

@@ -75,10 +75,12 @@ class IRCompileLayer:
         storage (update semantics). ``replaceable``: the set is freed once
         nothing it defines is current. ``target_machine`` overrides the
         layer's for this module (e.g. another optimisation level).
+        ``reinitialize_data``: data that keeps its storage takes this module's
+        initial values.
         """
         with self._lock:
             self._pending[handle] = _Pending(module, [], keep_existing_data, replaceable,
-                                             target_machine)
+                                             target_machine, reinitialize_data)
         return handle
 
     def add_object(self, handle: Handle, data: bytes) -> Handle:

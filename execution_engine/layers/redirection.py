@@ -114,6 +114,7 @@ class RedirectionLayer:
         self.policy = policy
         self._resolve_mapping = resolve_mapping
         self._resolve_process = resolve_process
+        self._resolve_pending: Callable[[str], int | None] = lambda name: None
         self._lock = threading.RLock()
         self._states: dict[Handle, _HandleState] = {}
         self._uids = itertools.count(1)
@@ -121,6 +122,12 @@ class RedirectionLayer:
         self.reclaimer = reclaimer if reclaimer is not None else Reclaimer()
         self._superseded: list[Handle] = []
         symbols.set_superseded_listener(self._superseded.append)
+
+    def set_pending_resolver(self, resolve: Callable[[str], int | None]) -> None:
+        """``resolve(name)`` answers for names defined by sets added above this
+        layer but not linked yet (lazy compilation); consulted after the engine's
+        linked definitions and before the process."""
+        self._resolve_pending = resolve
 
     # -- adding --------------------------------------------------------------
 
@@ -257,6 +264,8 @@ class RedirectionLayer:
                 continue
             address = self._engine_address(name)
             if address is None:
+                address = self._resolve_pending(name)
+            if address is None:
                 address = self._resolve_process(name)
             if address is None:
                 if weak_ref:
@@ -343,6 +352,8 @@ class RedirectionLayer:
         state = self._state(plan.unit.handle)
         for s in plan.structors:
             target = plan.addresses.get(s.symbol) or self.find_symbol(s.symbol)
+            if not target and isinstance(plan.needs.get(s.symbol), int):
+                target = plan.needs[s.symbol]  # e.g. the stub of a not yet compiled function
             if target:
                 state.structors.append((s, target))
 

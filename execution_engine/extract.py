@@ -1,0 +1,345 @@
+"""Partitions of a module, cut on demand: one function, or all its variables.
+
+Lazy compilation and single-function recompilation both need a function of
+a module as a module of its own. Printing the whole module costs about half
+as much as parsing it, which is more than a lazy engine may spend before the
+first result, so nothing here walks or prints the whole module: llvmlite
+prints one function on request, and each name the function refers to is
+looked up by name. The cost of a partition is proportional to the function
+and what it refers to.
+
+A partition is module text that defines its function and declares what the
+function refers to:
+
+* external functions and variables keep their names (the engine resolves
+  them: functions to their stubs);
+* internal and private symbols get a *shared name*, ``prefix + name``
+  (``prefix + "anon.N"`` for the unnamed ``@N``), so every partition of the
+  module agrees on one definition; in ``"lazy"`` mode their definitions get
+  the same names, with hidden visibility;
+* in ``"recompile"`` mode (one function recompiled out of an already
+  compiled module) private constants and private functions are copied into
+  the partition instead (they have no name in the original object); a
+  private mutable variable cannot be shared and is an error;
+* attribute groups are written out in place (``#N`` becomes the attributes),
+  call-site attribute groups and all metadata attachments are dropped (they
+  only carry optimisation and debug hints), and so are debug records;
+* aliases, which llvmlite cannot look up, are replaced by what they alias
+  (found by a one-time scan of the module text, only if one is used).
+
+``globals_partition`` defines every variable of the module (lazy mode: they
+live in one partition, linked once); a function whose block addresses a
+variable's initializer takes is defined there too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import llvmlite.binding as llvm
+
+from .errors import ExecutionEngineError
+
+_NAME = r'@(?:"(?:[^"\\]|\\.)*"|[-a-zA-Z$._][-a-zA-Z$._0-9]*|\d+)'
+_REF = re.compile(_NAME)
+_ATTR_GROUP = re.compile(r"\s#\d+\b")
+_HEADER_ATTR_GROUP = re.compile(r"#\d+\b")
+_MD_ATTACHMENT = re.compile(r",?\s*!(?:[-a-zA-Z$._][-a-zA-Z$._0-9]*)\s+!(?:\d+|\{[^}]*\})")
+_DBG_RECORD = re.compile(r"^\s*#dbg_\w+\(.*$\n?", re.M)
+_HINT_CALL = re.compile(r"^\s*(?:tail\s+)?call void @llvm\.[\w.]+\(.*metadata !\d.*$\n?", re.M)
+_MD_OPERAND = re.compile(r"metadata !\d")
+_BLOCKADDRESS = re.compile(r"blockaddress\(\s*(" + _NAME + r")")
+_COMDAT = re.compile(r"\s+comdat(?:\(\$[^)]*\))?")
+_LINKAGE = re.compile(r"^(define|declare)\s+((?:private|internal|linkonce_odr|linkonce|weak_odr|"
+                      r"weak|available_externally|common|extern_weak|external)\s+)?")
+_VAR_LINKAGE = re.compile(r"^(@\S+|@\"[^\"]*\")\s*=\s*((?:private|internal|linkonce_odr|linkonce|"
+                          r"weak_odr|weak|common|external|appending|extern_weak)\s+)?")
+_LOCAL = (llvm.Linkage.internal, llvm.Linkage.private)
+_KIND = re.compile(r"=\s*(?:[a-z_]+(?:\(\w*\))?\s+)*?(global|constant)\s")
+
+
+class ExtractionError(ExecutionEngineError):
+    """A function or variable cannot be cut out on its own (the message says why)."""
+
+
+@dataclass
+class Partition:
+    """Module text, the functions it defines, and the shared (renamed) locals it
+    refers to without defining: shared name -> original name."""
+
+    text: str
+    defines: list[str] = field(default_factory=list)
+    shared: dict[str, str] = field(default_factory=dict)
+
+
+def quote(name: str) -> str:
+    """``@name`` as IR text."""
+    if re.fullmatch(r"[-a-zA-Z$._][-a-zA-Z$._0-9]*", name):
+        return "@" + name
+    escaped = "".join(c if c.isprintable() and c not in '"\\' else f"\\{ord(c):02X}" for c in name)
+    return f'@"{escaped}"'
+
+
+def unquote(token: str) -> str:
+    name = token[1:]
+    if name.startswith('"'):
+        name = re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), name[1:-1])
+    return name
+
+
+class ModuleView:
+    """On-demand partitions of one module. The module is borrowed, never changed.
+
+    Not thread-safe: the engine serialises calls.
+    """
+
+    def __init__(self, module: llvm.ModuleRef, *, prefix: str, mode: str = "lazy"):
+        if mode not in ("lazy", "recompile"):
+            raise ValueError(f"unknown mode {mode!r}")
+        self.module = module
+        self.prefix = prefix
+        self.mode = mode
+        self._variables: dict[str, llvm.ValueRef] | None = None
+        self._unnamed: dict[str, llvm.ValueRef] | None = None
+        self._aliases: dict[str, str] | None = None
+        self._types: list[str] | None = None
+
+    # -- lookups -------------------------------------------------------------
+
+    def lookup(self, name: str) -> llvm.ValueRef | None:
+        """The function or variable called ``name`` (``"N"`` for ``@N``; a symbol
+        name may also stand for an IR name with the "do not mangle" prefix)."""
+        for candidate in (name, "\x01" + name):
+            try:
+                return self.module.get_function(candidate)
+            except NameError:
+                pass
+        if self._variables is None or name not in self._variables:
+            # llvmlite's get_global_variable does not find internal variables.
+            self._variables = {g.name: g for g in self.module.global_variables if g.name}
+        value = self._variables.get(name) or self._variables.get("\x01" + name)
+        if value is None and name.isdigit():
+            value = self._unnamed_values().get(name)
+        return value
+
+    def _unnamed_values(self) -> dict[str, llvm.ValueRef]:
+        if self._unnamed is None:
+            unnamed = [v for v in (*self.module.global_variables, *self.module.functions)
+                       if not v.name]
+            self._unnamed = {str(i): v for i, v in enumerate(unnamed)}
+        return self._unnamed
+
+    def alias_target(self, name: str) -> str | None:
+        """The constant an alias stands for (``"ptr @g"`` style text), or None."""
+        if self._aliases is None:
+            self._aliases = {}
+            for line in str(self.module).splitlines():
+                m = re.match(r"(" + _NAME + r")\s*=.*?\b(?:alias|ifunc)\s+[^,]+,\s*(.*)$", line)
+                if m:
+                    self._aliases[unquote(m.group(1))] = m.group(2).strip()
+        return self._aliases.get(name)
+
+    def is_local(self, value: llvm.ValueRef) -> bool:
+        return value.linkage in _LOCAL or not value.name
+
+    def shared_name(self, value: llvm.ValueRef, name: str) -> str:
+        """The name every partition uses for ``value``."""
+        if not self.is_local(value):
+            return name
+        return self.prefix + (name if value.name else "anon." + name)
+
+    def defined_function(self, name: str) -> llvm.ValueRef | None:
+        value = self.lookup(name)
+        if value is None or value.value_kind != llvm.ValueKind.function:
+            return None
+        if value.is_declaration or value.linkage == llvm.Linkage.available_externally:
+            return None
+        return value
+
+    # -- partitions ----------------------------------------------------------
+
+    def function_partition(self, name: str) -> Partition:
+        """A module defining function ``name`` (its name as in the IR; ``"N"`` for ``@N``)."""
+        value = self.defined_function(name)
+        if value is None:
+            raise ExtractionError(f"module '{self.module.name}' does not define function '{name}'")
+        name = value.name or name  # the IR spelling (e.g. with a "do not mangle" prefix)
+        part = Partition("", defines=[self.shared_name(value, name)])
+        body = self._definition_text(value, name)
+        texts = self._resolve_references([body], part, own={name})
+        return self._assemble(part, texts)
+
+    def globals_partition(self) -> Partition | None:
+        """A module defining every variable (and the functions their initializers
+        take block addresses of); None if there are none."""
+        definitions = []
+        names = set()
+        for var in self.module.global_variables:
+            if var.is_declaration or var.linkage == llvm.Linkage.available_externally:
+                continue
+            names.add(var.name or "")
+            definitions.append(var)
+        if not definitions:
+            return None
+        self._unnamed_values()
+        index = {id(v): k for k, v in (self._unnamed or {}).items()}
+        part = Partition("")
+        texts = []
+        own: set[str] = set()
+        for var in definitions:
+            name = var.name or index.get(id(var), "")
+            own.add(name)
+            texts.append(self._variable_definition(var, name))
+            for target in _BLOCKADDRESS.findall(texts[-1]):
+                fn_name = unquote(target)
+                fn = self.defined_function(fn_name)
+                if fn is not None and fn_name not in own:
+                    own.add(fn_name)
+                    part.defines.append(self.shared_name(fn, fn_name))
+                    texts.append(self._definition_text(fn, fn_name))
+        texts = self._resolve_references(texts, part, own=own)
+        return self._assemble(part, texts)
+
+    # -- building blocks -------------------------------------------------------
+
+    def _definition_text(self, value: llvm.ValueRef, name: str) -> str:
+        text = _DBG_RECORD.sub("", str(value))
+        text = _HINT_CALL.sub("", text)
+        if _MD_OPERAND.search(text):
+            raise ExtractionError(f"function '{name}' passes metadata nodes to a call; it cannot "
+                                  "be compiled apart from its module")
+        header, brace, body = text.partition("{")
+        header = "\n".join(line for line in header.splitlines() if not line.startswith(";"))
+        header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
+        header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
+        header = self._relink(header, value)
+        body = _MD_ATTACHMENT.sub("", _ATTR_GROUP.sub("", body))
+        return header.strip() + " " + brace + body
+
+    def _relink(self, header: str, value: llvm.ValueRef) -> str:
+        """Definition linkage in a partition: shared locals become hidden externals;
+        link-once definitions become weak so code generation keeps them."""
+        linkage = value.linkage
+        if self.is_local(value) and self.mode == "lazy":
+            return _LINKAGE.sub(lambda m: m.group(1) + " hidden ", header, count=1)
+        if linkage in (llvm.Linkage.linkonce_any, llvm.Linkage.linkonce_odr):
+            return _LINKAGE.sub(lambda m: m.group(1) + " weak" + (
+                "_odr " if linkage == llvm.Linkage.linkonce_odr else " "), header, count=1)
+        return header
+
+    def _variable_definition(self, var: llvm.ValueRef, name: str) -> str:
+        text = _MD_ATTACHMENT.sub("", _COMDAT.sub("", str(var).strip()))
+        if self.is_local(var):  # renamed with the other shared locals
+            text = _VAR_LINKAGE.sub(lambda m: f"{m.group(1)} = hidden ", text, count=1)
+        return text
+
+    def _declaration(self, value: llvm.ValueRef, name: str) -> str:
+        shown = quote(self.shared_name(value, name))
+        if value.value_kind == llvm.ValueKind.function:
+            header = str(value).partition("{")[0]
+            header = "\n".join(line for line in header.splitlines()
+                               if line.strip() and not line.startswith(";"))
+            header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
+            header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
+            header = _LINKAGE.sub("declare ", header, count=1)
+            header = re.sub(r"\s+(personality|prefix|prologue)\s+ptr\s+" + _NAME, "", header)
+            header = re.sub(r'\s+section\s+"[^"]*"', "", header)
+            return _REF.sub(lambda m: shown, header, count=1).strip()
+        first = str(value).splitlines()[0]
+        thread_local = re.search(r"thread_local(\(\w+\))?", first)
+        tl = thread_local.group(0) + " " if thread_local else ""
+        kind = "constant" if _is_constant(first) else "global"
+        return f"{shown} = external {tl}{kind} {value.global_value_type}"
+
+    def _resolve_references(self, texts: list[str], part: Partition, own: set[str]) -> list[str]:
+        """Declare or copy what ``texts`` refer to; rename shared locals; return
+        the final texts (definitions first, then declarations and copies)."""
+        renames: dict[str, str] = {}
+        extra: list[str] = []
+        seen = set(own)
+        pending = list(texts)
+        while pending:
+            for token in set(_REF.findall(pending.pop())):
+                name = unquote(token)
+                if name in seen:
+                    continue
+                seen.add(name)
+                added, scan = self._reference(name, token, renames, part)
+                if added is not None:
+                    extra.append(added)
+                if scan is not None:
+                    pending.append(scan)
+        for name in own:
+            value = self.lookup(name)
+            if value is not None and self.is_local(value):
+                renames[quote(name) if not name.isdigit() else "@" + name] = quote(
+                    self.shared_name(value, name))
+        if not renames:
+            return texts + extra
+
+        def rename(m: re.Match[str]) -> str:
+            return renames.get(m.group(0), m.group(0))
+        # An alias's target may itself name a shared local.
+        renames = {token: _REF.sub(rename, value) for token, value in renames.items()}
+        return [_REF.sub(rename, t) for t in texts + extra]
+
+    def _reference(self, name: str, token: str, renames: dict[str, str],
+                   part: Partition) -> tuple[str | None, str | None]:
+        """Text to add for a reference (a declaration or a copy), and text whose
+        own references must be resolved in turn (a copy, an alias's target)."""
+        value = self.lookup(name)
+        if value is None:
+            target = self.alias_target(name)
+            if target is None:
+                raise ExtractionError(f"'{name}' is referenced but not found in module "
+                                      f"'{self.module.name}'")
+            # "ptr @g" or a constant expression: use it in place of the alias.
+            renames[token] = target.split(" ", 1)[1] if target.startswith("ptr ") else target
+            return None, target
+        is_function = value.value_kind == llvm.ValueKind.function
+        if self.is_local(value):
+            if self.mode == "recompile" and value.linkage == llvm.Linkage.private:
+                if is_function:
+                    copy = self._definition_text(value, name)
+                    return copy, copy
+                text = str(value).strip()
+                if not _is_constant(text):
+                    raise ExtractionError(
+                        f"private mutable variable '{name}' of module '{self.module.name}' "
+                        "cannot be shared with a recompiled function")
+                copy = _MD_ATTACHMENT.sub("", _COMDAT.sub("", text))
+                return copy, copy
+            shared = self.shared_name(value, name)
+            renames[token] = quote(shared)
+            part.shared[shared] = name
+        if name.startswith("llvm.") and is_function:
+            return _HEADER_ATTR_GROUP.sub(_attributes(value), str(value).strip()), None
+        return self._declaration(value, name), None
+
+    def _assemble(self, part: Partition, texts: Iterable[str]) -> Partition:
+        if self._types is None:
+            self._types = [t for t in map(str, self.module.struct_types) if t.startswith("%")]
+        head = []
+        if self.module.triple:
+            head.append(f'target triple = "{self.module.triple}"')
+        if self.module.data_layout:
+            head.append(f'target datalayout = "{self.module.data_layout}"')
+        part.text = "\n".join([*head, *self._types, *texts]) + "\n"
+        return part
+
+
+def _attributes(value: llvm.ValueRef) -> str:
+    """The function attributes that a ``#N`` group stands for, written out.
+
+    llvmlite lists the function's attribute set first (return and parameter
+    attributes, which the header already spells out, may follow)."""
+    for attributes in value.attributes:
+        return attributes.decode()
+    return ""
+
+
+def _is_constant(definition: str) -> bool:
+    m = _KIND.search(definition.splitlines()[0])
+    return m is not None and m.group(1) == "constant"
