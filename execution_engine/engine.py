@@ -67,7 +67,7 @@ class ExecutionEngine:
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                  strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
                  grace_period: float | None = 1.0, lazy: bool = False):
-        module_checks.check_module(module, target_machine)  # before anything is owned
+        module_checks.check_module(module, target_machine, verify=not lazy)  # nothing owned yet
         self._lock = threading.RLock()
         self._closed = False
         self._target_machine = target_machine
@@ -108,7 +108,8 @@ class ExecutionEngine:
             self._check_open()
             if _pointer(module) in self._modules:
                 raise KeyError("module already added to this engine")
-            module_checks.check_module(module, self._target_machine)
+            module_checks.check_module(module, self._target_machine,
+                                       verify=not self._compiler.lazy)
             self._add(module)
 
     def _add(self, module: llvm.ModuleRef) -> None:
@@ -229,7 +230,8 @@ class ExecutionEngine:
             self._check_swappable()
             if _pointer(module) in self._modules:
                 raise KeyError("module already added to this engine")
-            module_checks.check_module(module, self._target_machine)
+            module_checks.check_module(module, self._target_machine,
+                                       verify=not self._compiler.lazy)
             self._check_types(module)
             if self._compiler.pending():
                 self._compiler.emit()

@@ -16,16 +16,21 @@ def module_label(module: llvm.ModuleRef) -> str:
     return f"module '{module.name}'"
 
 
-def check_module(module: llvm.ModuleRef, target_machine: llvm.TargetMachine) -> None:
-    """Raise unless ``module`` verifies and suits ``target_machine``."""
+def check_module(module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
+                 verify: bool = True) -> None:
+    """Raise unless ``module`` verifies and suits ``target_machine``.
+
+    ``verify=False`` skips the verifier (a walk of the whole module): lazy
+    engines verify each partition before compiling it instead."""
     if not isinstance(module, llvm.ModuleRef):
         raise TypeError(f"expected a llvmlite ModuleRef, got {type(module).__name__}")
     if module.closed:
         raise ValueError("module is closed")
-    try:
-        module.verify()
-    except RuntimeError as exc:
-        raise InvalidModuleError(f"{module_label(module)} is invalid: {exc}") from None
+    if verify:
+        try:
+            module.verify()
+        except RuntimeError as exc:
+            raise InvalidModuleError(f"{module_label(module)} is invalid: {exc}") from None
     triple = module.triple
     if triple and _arch(triple) != _arch(target_machine.triple):
         raise TargetMismatchError(

@@ -149,9 +149,12 @@ class IRCompileLayer:
             clone = llvm.parse_assembly(call_through_slots(str(module), self._slot_calls))
         else:
             clone = module.clone()
-        if self._interposable is None:
-            self._interposable = target_probe.traits(self.target_machine).pic
-        weakened = _make_interposable(clone) if self._interposable else []
+        weakened = []
+        if self._interposable is not False and _defines_several_functions(clone):
+            if self._interposable is None:
+                self._interposable = target_probe.traits(self.target_machine).pic
+            if self._interposable:
+                weakened = _make_interposable(clone)
         try:
             data = (target_machine or self.target_machine).emit_object(clone)
             if weakened:
@@ -175,6 +178,16 @@ class IRCompileLayer:
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         return self.base.find_symbol_in(handle, name)
+
+
+def _defines_several_functions(module: llvm.ModuleRef) -> bool:
+    """Calls between functions of one module are what PIC may bind directly."""
+    defined = 0
+    for fn in module.functions:
+        defined += not fn.is_declaration
+        if defined > 1:
+            return True
+    return False
 
 
 def _make_interposable(module: llvm.ModuleRef) -> list[str]:
