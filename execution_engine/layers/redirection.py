@@ -352,8 +352,9 @@ class RedirectionLayer:
         state = self._state(plan.unit.handle)
         for s in plan.structors:
             target = plan.addresses.get(s.symbol) or self.find_symbol(s.symbol)
-            if not target and isinstance(plan.needs.get(s.symbol), int):
-                target = plan.needs[s.symbol]  # e.g. the stub of a not yet compiled function
+            imported = plan.needs.get(s.symbol)
+            if not target and isinstance(imported, int):
+                target = imported  # e.g. the stub of a function not compiled yet
             if target:
                 state.structors.append((s, target))
 
