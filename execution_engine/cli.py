@@ -19,6 +19,7 @@ import llvmlite.binding as llvm
 
 from . import ExecutionEngineError, create_mcjit_compiler
 from .program import ProgramError, load_module, prepare_c_runtime, restore_stdio_buffering
+from .watch import Watcher
 
 _PROG = "execution-engine"
 
@@ -68,8 +69,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if opts.remote:
         return _fail("--remote is not supported yet: out-of-process execution is not "
                      "implemented in this version")
-    if opts.watch:
-        return _fail("--watch is not supported yet in this version")
     try:
         return run_program(opts, args)
     except (ProgramError, ExecutionEngineError) as exc:
@@ -97,9 +96,14 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     if entry is None and not any(_defines(m, opts.entry_function) for m in modules):
         raise ProgramError(f"'{opts.entry_function}' is not defined in {opts.file}")
     engine = create_mcjit_compiler(modules[0], target_machine,
-                                   lazy=opts.jit_kind == "orc-lazy")
+                                   lazy=opts.jit_kind == "orc-lazy",
+                                   grace_period=None if opts.watch else 1.0)
     for module in modules[1:]:
         engine.add_module(module)
+    if opts.watch:
+        paths = [opts.file, *opts.extra_module]
+        Watcher(engine, dict(zip(paths, modules, strict=True)),
+                lambda path: load_module(path, target_machine)).start()
     t0 = time.perf_counter()
     engine.finalize_object()
     address = engine.get_function_address(opts.entry_function)

@@ -74,6 +74,16 @@ _SUPPORTED_RELOCATIONS = {
 _NARROW_ABSOLUTE_RELOCATIONS = {
     EM_X86_64: {10: "R_X86_64_32", 11: "R_X86_64_32S", 12: "R_X86_64_16", 14: "R_X86_64_8"},
 }
+# PC-relative relocations with a narrow field (type: width in bits). When the
+# target lies in the object's own memory - a symbol it defines, or a GOT entry
+# or stub the linker adds (PLT32, GOTPCREL*, GOTPC32) - the distance is
+# bounded by the object's size, so only a corrupt addend can overflow it; that
+# would abort in RuntimeDyld's range assertion.
+_PC_RELATIVE_RELOCATIONS = {EM_X86_64: {2: 32, 4: 32, 9: 32, 15: 8, 26: 32, 41: 32, 42: 32}}
+_THROUGH_LINKER = {EM_X86_64: frozenset({4, 9, 26, 41, 42})}
+_LINKER_SLACK = 16 << 20  # room for the GOT and stubs the linker adds
+# Thread-local relocations (the JIT linker cannot allocate TLS; see below).
+_TLS_RELOCATIONS = {EM_X86_64: frozenset(range(16, 24))}
 # Allocatable sections bigger than this in total are checked to be mappable:
 # RuntimeDyld's memory manager raises a fatal error when mmap fails (say, a
 # 1 TB zero-initialised global).
@@ -138,6 +148,7 @@ class ObjectFile:
         self.sections: list[Section] = []
         self.symbols: list[Symbol] = []
         self.symtab_index = -1
+        self._alloc_total = 0
         try:
             self._parse()
         except InvalidObjectError:
@@ -275,6 +286,12 @@ class ObjectFile:
                 self._fail(f"relocation in {rela.name} refers to symbol {index}, which the JIT "
                            "linker cannot resolve (a file symbol, or a section symbol without "
                            "a section)")
+        tls = _TLS_RELOCATIONS.get(self.machine, frozenset()).intersection(types)
+        if tls:
+            self._fail(f"thread-local relocation type {min(tls)} in {rela.name}: the JIT "
+                       "linker does not support thread-local storage")
+        if target.flags & SHF_ALLOC:
+            self._check_pc_relative(rela, types, symbols)
         narrow = _NARROW_ABSOLUTE_RELOCATIONS.get(self.machine, {})
         if target.flags & SHF_ALLOC and not narrow.keys().isdisjoint(types):
             for rtype, index in zip(types, symbols, strict=True):
@@ -286,6 +303,30 @@ class ObjectFile:
                         "needs addresses below 4 GB, but JIT memory lies above; compile with "
                         "the JIT's default code model (codemodel='jitdefault') or reloc='pic'")
 
+    def _check_pc_relative(self, rela: Section, types: list[int], symbols: list[int]) -> None:
+        """Raise if a PC-relative relocation into the object's own memory cannot reach."""
+        pcrel = _PC_RELATIVE_RELOCATIONS.get(self.machine, {})
+        present = pcrel.keys() & set(types)
+        if not present:
+            return
+        addends = memoryview(self._blob(rela)).cast("q")[2::3].tolist()
+        # |S - P| <= symbol offset + object size <= 2 * object size
+        reach = 2 * self._alloc_total + _LINKER_SLACK
+        if min(pcrel[t] for t in present) == 32 and max(map(abs, addends)) + reach < 1 << 31:
+            return  # the common case: nothing can overflow
+        through = _THROUGH_LINKER.get(self.machine, frozenset())
+        nsec = len(self.sections)
+        for rtype, index, addend in zip(types, symbols, addends, strict=True):
+            bits = pcrel.get(rtype)
+            if bits is None:
+                continue
+            sym = self.symbols[index]
+            inside = rtype in through or 0 < sym.shndx < nsec or sym.shndx == SHN_COMMON
+            if inside and abs(addend) + reach >= 1 << (bits - 1):
+                what = f"'{sym.name}'" if sym.name else f"symbol {index}"
+                self._fail(f"{bits}-bit PC-relative relocation (type {rtype}) in {rela.name} "
+                           f"against {what} with addend {addend} cannot reach its target")
+
     def _check_allocatable(self) -> None:
         """Raise unless the linker can map this object's memory.
 
@@ -296,7 +337,7 @@ class ObjectFile:
         parts = [(s.size, f"section {s.name}") for s in self.sections if s.flags & SHF_ALLOC]
         parts += [(s.size, f"common symbol '{s.name}'") for s in self.symbols
                   if s.shndx == SHN_COMMON]
-        total = sum(size for size, _ in parts)
+        total = self._alloc_total = sum(size for size, _ in parts)
         if total <= _PROBE_ALLOCATIONS_ABOVE:
             return
         size, what = max(parts)

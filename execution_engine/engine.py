@@ -29,7 +29,7 @@ from .errors import (
     SignatureMismatchError,
     SwapNotSupportedError,
 )
-from .extract import ModuleView
+from .extract import ModuleView, Partition
 from .layers.base import Handle
 from .layers.compile_on_demand import CompileOnDemandLayer
 from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
@@ -76,6 +76,8 @@ class ExecutionEngine:
         self._module_of: dict[Handle, llvm.ModuleRef] = {}
         self._origin: dict[Handle, Handle] = {}  # recompiled body -> module it came from
         self._views: dict[Handle, ModuleView] = {}
+        self._root: dict[Handle, Handle] = {}  # a module version -> the first version
+        self._local_fallbacks: dict[str, int] = {}  # shared local name -> original address
         self._tiered: dict[int, llvm.TargetMachine] = {}
         self._reclaimer = Reclaimer(grace_period)
         self._constructed: set[Handle] = set()
@@ -93,7 +95,8 @@ class ExecutionEngine:
         if lazy and redirection == "none":
             raise ValueError("lazy compilation needs stubs: use redirection='stub' or 'single'")
         self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=lazy)
-        self._redirection.set_pending_resolver(self._compiler.resolve_lazy)
+        self._redirection.set_pending_resolver(
+            lambda name: self._compiler.resolve_lazy(name) or self._local_fallbacks.get(name))
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
@@ -208,7 +211,8 @@ class ExecutionEngine:
 
     # -- hot-swap --------------------------------------------------------------
 
-    def update_module(self, module: llvm.ModuleRef, *, reinitialize_globals: bool = False) -> None:
+    def update_module(self, module: llvm.ModuleRef, *, reinitialize_globals: bool = False,
+                      replaces: llvm.ModuleRef | None = None) -> None:
         """Swap in ``module``: every function it defines that the engine already
         has is replaced (callers everywhere reach the new body when this
         returns); new functions and globals are added; globals that already
@@ -222,6 +226,13 @@ class ExecutionEngine:
         definition has been replaced by updates, and that defines no data or
         constructors, is freed under the engine's reclamation rule.
 
+        ``replaces``: ``module`` is a new version of that module (say, the
+        same source file edited and parsed again). Then only the functions
+        whose IR changed, and new ones, are compiled; the rest keep running
+        from the earlier version, which therefore stays in the engine; and
+        internal (``static``) variables keep their storage and values too,
+        matched by name.
+
         Raises :class:`SignatureMismatchError` naming the first function (or
         global) whose type changed; then nothing changes.
         """
@@ -230,21 +241,82 @@ class ExecutionEngine:
             self._check_swappable()
             if _pointer(module) in self._modules:
                 raise KeyError("module already added to this engine")
+            previous = None
+            if replaces is not None:
+                previous = self._modules.get(_pointer(replaces))
+                if previous is None:
+                    raise KeyError("the module to replace is not in this engine")
             module_checks.check_module(module, self._target_machine,
-                                       verify=not self._compiler.lazy)
+                                       verify=not self._compiler.lazy or replaces is not None)
             self._check_types(module)
             if self._compiler.pending():
                 self._compiler.emit()
             handle = Handle(f"update {module_checks.module_label(module)}")
-            self._compiler.add(handle, module, keep_existing_data=True, replaceable=True,
-                               reinitialize_data=reinitialize_globals)
-            try:
-                self._compiler.emit([handle])
-            except BaseException:
-                self._compiler.remove(handle)
-                raise
+            if previous is not None:
+                self._add_new_version(handle, module, previous[1])
+            else:
+                self._compiler.add(handle, module, keep_existing_data=True, replaceable=True,
+                                   reinitialize_data=reinitialize_globals)
+                try:
+                    self._compiler.emit([handle])
+                except BaseException:
+                    self._compiler.remove(handle)
+                    raise
             self._register(module, handle)
             self._reclaimer.poll()
+
+    def _add_new_version(self, handle: Handle, module: llvm.ModuleRef,
+                         previous: Handle) -> None:
+        """Compile what changed between ``previous``'s module and ``module``."""
+        root = self._root.get(previous, previous)
+        old = self._module_of[previous]
+        changed = [fn.name for fn in module.functions
+                   if not fn.is_declaration and fn.name and _changed(old, fn)]
+        old_variables = {gv.name for gv in old.global_variables}
+        new_variables = [gv.name for gv in module.global_variables
+                         if not gv.is_declaration and gv.name and gv.name not in old_variables
+                         and not self._lineage_defines(root, gv.name)]
+        self._root[handle] = root
+        if not changed and not new_variables:
+            return
+        lazy = self._compiler.is_lazy(root)
+        view = ModuleView(module, prefix=f"__ee.h{root.id}.", mode="lazy" if lazy else "recompile")
+        part = view.partition(changed, new_variables)
+        self._link_partition(part, root, handle.name, handle)
+
+    def _lineage_defines(self, root: Handle, name: str) -> bool:
+        return self._symbols.current(f"__ee.h{root.id}.{name}") is not None
+
+    def _link_partition(self, part: Partition, root: Handle, label: str, handle: Handle,
+                        target_machine: llvm.TargetMachine | None = None,
+                        opt_level: int | None = None) -> None:
+        """Compile and link a partition cut from a version of ``root``'s module;
+        its shared locals resolve to the lineage's current definitions, else to
+        the addresses ``root``'s object gave them."""
+        if not self._compiler.is_lazy(root):
+            for shared, original in part.shared.items():
+                address = self._redirection.local_address(root, original)
+                if address is None:
+                    raise ExecutionEngineError(
+                        f"cannot link {label}: symbol '{original}' of the original module has "
+                        "no address (the module was not compiled by this engine)")
+                self._local_fallbacks[shared] = address
+        try:
+            body = llvm.parse_assembly(part.text)
+            body.verify()
+        except RuntimeError as exc:
+            raise InvalidModuleError(f"cannot compile {label}: {exc}") from None
+        if opt_level is not None and target_machine is not None:
+            _optimise(body, target_machine, opt_level)
+        self._ir.add(handle, body, keep_existing_data=True, replaceable=True,
+                     target_machine=target_machine)
+        try:
+            self._ir.emit([handle])
+        except BaseException:
+            self._ir.remove(handle)
+            raise
+        finally:
+            body.close()
 
     def recompile_and_relink_function(self, fn: llvm.ValueRef | str, *,
                                       opt_level: int | None = None) -> int:
@@ -265,40 +337,17 @@ class ExecutionEngine:
             if self._compiler.pending():
                 self._compiler.emit()
             origin, module, name = self._function_home(fn)
+            root = self._root.get(origin, origin)
             view = self._views.get(origin)
             if view is None:
-                lazy = self._compiler.is_lazy(origin)
+                lazy = self._compiler.is_lazy(root)
                 view = self._views[origin] = ModuleView(
-                    module, prefix=f"__ee.h{origin.id}.", mode="lazy" if lazy else "recompile")
-            extracted = view.function_partition(name)
-            if view.mode == "recompile":  # locals live in the compiled module's object
-                for shared, original in extracted.shared.items():
-                    address = self._redirection.local_address(origin, original)
-                    if address is None:
-                        raise ExecutionEngineError(
-                            f"cannot recompile '{name}': its module's symbol '{original}' "
-                            "has no address (the module was not compiled by this engine)")
-                    self._mappings.add(shared, address)
-            try:
-                body = llvm.parse_assembly(extracted.text)
-                body.verify()
-            except RuntimeError as exc:
-                raise InvalidModuleError(f"cannot recompile '{name}': {exc}") from None
-            target_machine = None
-            if opt_level is not None:
-                target_machine = self._target_machine_at(opt_level)
-                _optimise(body, target_machine, opt_level)
+                    module, prefix=f"__ee.h{root.id}.", mode="lazy" if lazy else "recompile")
+            target_machine = None if opt_level is None else self._target_machine_at(opt_level)
             handle = Handle(
                 f"function '{name}' recompiled from {module_checks.module_label(module)}")
-            self._compiler.add(handle, body, keep_existing_data=True, replaceable=True,
-                               target_machine=target_machine)
-            try:
-                self._compiler.emit([handle])
-            except BaseException:
-                self._compiler.remove(handle)
-                raise
-            finally:
-                body.close()
+            self._link_partition(view.function_partition(name), root, handle.name, handle,
+                                 target_machine, opt_level)
             self._origin[handle] = origin
             self._reclaimer.poll()
             current = self._symbols.current(name)
@@ -491,6 +540,15 @@ def _global_type(module: llvm.ModuleRef, name: str) -> str | None:
         except NameError:
             continue
     return None
+
+
+def _changed(old: llvm.ModuleRef, fn: llvm.ValueRef) -> bool:
+    """Whether ``fn`` is new or differs from its namesake in ``old``."""
+    try:
+        previous = old.get_function(fn.name)
+    except NameError:
+        return True
+    return previous.is_declaration or str(previous) != str(fn)
 
 
 def _optimise(module: llvm.ModuleRef, target_machine: llvm.TargetMachine, level: int) -> None:

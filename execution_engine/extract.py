@@ -162,13 +162,31 @@ class ModuleView:
 
     def function_partition(self, name: str) -> Partition:
         """A module defining function ``name`` (its name as in the IR; ``"N"`` for ``@N``)."""
-        value = self.defined_function(name)
-        if value is None:
-            raise ExtractionError(f"module '{self.module.name}' does not define function '{name}'")
-        name = value.name or name  # the IR spelling (e.g. with a "do not mangle" prefix)
-        part = Partition("", defines=[self.shared_name(value, name)])
-        body = self._definition_text(value, name)
-        texts = self._resolve_references([body], part, own={name})
+        return self.partition([name])
+
+    def partition(self, functions: Iterable[str], variables: Iterable[str] = ()) -> Partition:
+        """A module defining ``functions`` and ``variables`` (IR names), declaring
+        everything else they refer to."""
+        part = Partition("")
+        texts: list[str] = []
+        own: set[str] = set()
+        for name in functions:
+            value = self.defined_function(name)
+            if value is None:
+                raise ExtractionError(
+                    f"module '{self.module.name}' does not define function '{name}'")
+            name = value.name or name  # the IR spelling (e.g. with a "do not mangle" prefix)
+            part.defines.append(self.shared_name(value, name))
+            texts.append(self._definition_text(value, name))
+            own.add(name)
+        for name in variables:
+            var = self.lookup(name)
+            if var is None or var.value_kind != llvm.ValueKind.global_variable:
+                raise ExtractionError(
+                    f"module '{self.module.name}' does not define variable '{name}'")
+            texts.append(self._variable_definition(var, name))
+            own.add(name)
+        texts = self._resolve_references(texts, part, own=own)
         return self._assemble(part, texts)
 
     def globals_partition(self) -> Partition | None:
@@ -204,7 +222,9 @@ class ModuleView:
 
     # -- building blocks -------------------------------------------------------
 
-    def _definition_text(self, value: llvm.ValueRef, name: str) -> str:
+    def _definition_text(self, value: llvm.ValueRef, name: str, *, copy: bool = False) -> str:
+        """The function's definition as partition text; ``copy``: a private copy
+        (keeps its linkage) rather than the partition's own definition."""
         text = _DBG_RECORD.sub("", str(value))
         text = _HINT_CALL.sub("", text)
         if _MD_OPERAND.search(text):
@@ -214,7 +234,7 @@ class ModuleView:
         header = "\n".join(line for line in header.splitlines() if not line.startswith(";"))
         header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
         header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
-        header = self._relink(header, value)
+        header = header if copy else self._relink(header, value)
         body = _MD_ATTACHMENT.sub("", _ATTR_GROUP.sub("", body))
         return header.strip() + " " + brace + body
 
@@ -222,7 +242,7 @@ class ModuleView:
         """Definition linkage in a partition: shared locals become hidden externals;
         link-once definitions become weak so code generation keeps them."""
         linkage = value.linkage
-        if self.is_local(value) and self.mode == "lazy":
+        if self.is_local(value):
             return _LINKAGE.sub(lambda m: m.group(1) + " hidden ", header, count=1)
         if linkage in (llvm.Linkage.linkonce_any, llvm.Linkage.linkonce_odr):
             return _LINKAGE.sub(lambda m: m.group(1) + " weak" + (
@@ -302,7 +322,7 @@ class ModuleView:
         if self.is_local(value):
             if self.mode == "recompile" and value.linkage == llvm.Linkage.private:
                 if is_function:
-                    copy = self._definition_text(value, name)
+                    copy = self._definition_text(value, name, copy=True)
                     return copy, copy
                 text = str(value).strip()
                 if not _is_constant(text):
