@@ -81,7 +81,14 @@ _NARROW_ABSOLUTE_RELOCATIONS = {
 # would abort in RuntimeDyld's range assertion.
 _PC_RELATIVE_RELOCATIONS = {EM_X86_64: {2: 32, 4: 32, 9: 32, 15: 8, 26: 32, 41: 32, 42: 32}}
 _THROUGH_LINKER = {EM_X86_64: frozenset({4, 9, 26, 41, 42})}
+# Relocations for which the linker writes a stub or GOT entry into the memory
+# of the section they apply to: in a section that is not loaded (no
+# SHF_ALLOC) that memory does not exist and the linker writes through null.
+_NEED_LOADED_SECTION = {EM_X86_64: frozenset({4, 9, 25, 26, 27, 28, 29, 41, 42})}
 _LINKER_SLACK = 16 << 20  # room for the GOT and stubs the linker adds
+# RuntimeDyld adds the 32 bits at the site, unsigned, to the addend of these
+# (R_X86_64_PC32, local R_X86_64_PLT32); LLVM and GNU as leave them zero.
+_IMPLICIT_ADDEND = {EM_X86_64: frozenset({2, 4})}
 # Thread-local relocations (the JIT linker cannot allocate TLS; see below).
 _TLS_RELOCATIONS = {EM_X86_64: frozenset(range(16, 24))}
 # Allocatable sections bigger than this in total are checked to be mappable:
@@ -149,6 +156,7 @@ class ObjectFile:
         self.symbols: list[Symbol] = []
         self.symtab_index = -1
         self._alloc_total = 0
+        self._unloaded: set[int] = set()  # symbols defined in sections that are not loaded
         try:
             self._parse()
         except InvalidObjectError:
@@ -242,6 +250,15 @@ class ObjectFile:
                 # lookup of the symbol never completes.
                 self._fail(f"{label} has special section index {shndx:#x}, which the JIT "
                            "linker does not support")
+            if 0 < shndx < nsec and not self.sections[shndx].flags & SHF_ALLOC:
+                if sym.is_global:  # the linker would give it an address in no memory
+                    self._fail(f"global {label} is defined in section "
+                               f"{self.sections[shndx].name}, which is not loaded (no SHF_ALLOC)")
+                self._unloaded.add(i)
+            if i and not sym.name and shndx and sym.type not in (STT_SECTION, STT_FILE):
+                # RuntimeDyld would enter it as the symbol named '', which
+                # relocations against section symbols then resolve to.
+                self._fail(f"{label} is defined but has no name")
             if sym.type == STT_COMMON and shndx != SHN_COMMON:
                 self._fail(f"{label} has type STT_COMMON but is not in SHN_COMMON")
             if shndx == SHN_COMMON and (value == 0 or value & (value - 1)):
@@ -271,7 +288,8 @@ class ObjectFile:
             if unknown:
                 self._fail(f"relocation type {min(unknown)} in {rela.name} is not supported "
                            "by the linker")
-        if target.type != SHT_NOBITS and max(words[0::3].tolist()) >= target.size:
+        offsets = words[0::3].tolist()
+        if target.type != SHT_NOBITS and max(offsets) >= target.size:
             self._fail(f"relocation in {rela.name} points outside section {target.name}")
         # The same entries as 32-bit halves: [offset x2, type, symbol, addend x2].
         halves = memoryview(self._blob(rela)).cast("I")
@@ -279,19 +297,26 @@ class ObjectFile:
         nsec = len(self.sections)
         for index in sorted(set(symbols)):
             sym = self.symbols[index]
-            # RuntimeDyld resolves a local symbol by its type and reaches an
-            # llvm_unreachable for a file symbol or a section symbol without one.
-            if index and sym.bind == STB_LOCAL and (
-                    sym.type == STT_FILE or (sym.type == STT_SECTION and not 0 < sym.shndx < nsec)):
+            # RuntimeDyld reaches an llvm_unreachable for a file symbol or a
+            # section symbol without a section, and resolves any other unnamed
+            # symbol as address 0.
+            if index and (sym.type == STT_FILE
+                          or (sym.type == STT_SECTION and not 0 < sym.shndx < nsec)
+                          or (sym.type != STT_SECTION and not sym.name)):
                 self._fail(f"relocation in {rela.name} refers to symbol {index}, which the JIT "
-                           "linker cannot resolve (a file symbol, or a section symbol without "
-                           "a section)")
+                           "linker cannot resolve (a file symbol, a section symbol without "
+                           "a section, or an unnamed symbol)")
         tls = _TLS_RELOCATIONS.get(self.machine, frozenset()).intersection(types)
         if tls:
             self._fail(f"thread-local relocation type {min(tls)} in {rela.name}: the JIT "
                        "linker does not support thread-local storage")
         if target.flags & SHF_ALLOC:
-            self._check_pc_relative(rela, types, symbols)
+            self._check_pc_relative(rela, offsets, types, symbols)
+        else:
+            unloaded = _NEED_LOADED_SECTION.get(self.machine, frozenset()).intersection(types)
+            if unloaded:
+                self._fail(f"relocation type {min(unloaded)} in {rela.name} needs a stub or GOT "
+                           f"entry in section {target.name}, which is not loaded (no SHF_ALLOC)")
         narrow = _NARROW_ABSOLUTE_RELOCATIONS.get(self.machine, {})
         if target.flags & SHF_ALLOC and not narrow.keys().isdisjoint(types):
             for rtype, index in zip(types, symbols, strict=True):
@@ -303,16 +328,24 @@ class ObjectFile:
                         "needs addresses below 4 GB, but JIT memory lies above; compile with "
                         "the JIT's default code model (codemodel='jitdefault') or reloc='pic'")
 
-    def _check_pc_relative(self, rela: Section, types: list[int], symbols: list[int]) -> None:
+    def _check_pc_relative(self, rela: Section, offsets: list[int], types: list[int],
+                           symbols: list[int]) -> None:
         """Raise if a PC-relative relocation into the object's own memory cannot reach."""
         pcrel = _PC_RELATIVE_RELOCATIONS.get(self.machine, {})
         present = pcrel.keys() & set(types)
         if not present:
             return
         addends = memoryview(self._blob(rela)).cast("q")[2::3].tolist()
+        target = self.sections[rela.info]
+        implicit = _IMPLICIT_ADDEND.get(self.machine, frozenset())
+        if target.type != SHT_NOBITS and not implicit.isdisjoint(types):
+            site = self._blob(target)
+            addends = [a + int.from_bytes(site[o:o + 4], "little") if t in implicit else a
+                       for o, t, a in zip(offsets, types, addends, strict=True)]
         # |S - P| <= symbol offset + object size <= 2 * object size
         reach = 2 * self._alloc_total + _LINKER_SLACK
-        if min(pcrel[t] for t in present) == 32 and max(map(abs, addends)) + reach < 1 << 31:
+        if (min(pcrel[t] for t in present) == 32 and max(map(abs, addends)) + reach < 1 << 31
+                and 0 not in symbols and self._unloaded.isdisjoint(symbols)):
             return  # the common case: nothing can overflow
         through = _THROUGH_LINKER.get(self.machine, frozenset())
         nsec = len(self.sections)
@@ -322,7 +355,11 @@ class ObjectFile:
                 continue
             sym = self.symbols[index]
             inside = rtype in through or 0 < sym.shndx < nsec or sym.shndx == SHN_COMMON
-            if inside and abs(addend) + reach >= 1 << (bits - 1):
+            # Symbol 0 is address 0, and a symbol of a section that is not loaded
+            # has no address: neither is within reach of JIT memory.
+            unreachable = (not index and not inside) or (index in self._unloaded
+                                                         and rtype not in through)
+            if unreachable or (inside and abs(addend) + reach >= 1 << (bits - 1)):
                 what = f"'{sym.name}'" if sym.name else f"symbol {index}"
                 self._fail(f"{bits}-bit PC-relative relocation (type {rtype}) in {rela.name} "
                            f"against {what} with addend {addend} cannot reach its target")

@@ -385,9 +385,13 @@ class ExecutionEngine:
         else:
             name = fn
             current = self._symbols.current(name)
-            if current is None or not current.is_function:
+            lazy_home = self._compiler.home(name)
+            if lazy_home is not None:
+                origin = lazy_home
+            elif current is None or not current.is_function:
                 raise KeyError(f"the engine defines no function '{name}'")
-            origin = self._owner(current.handle)
+            else:
+                origin = self._owner(current.handle)
             module = self._module_of.get(origin)
             if module is None:
                 raise ExecutionEngineError(

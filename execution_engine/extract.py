@@ -51,7 +51,7 @@ _DBG_RECORD = re.compile(r"^\s*#dbg_\w+\(.*$\n?", re.M)
 _HINT_CALL = re.compile(r"^\s*(?:tail\s+)?call void @llvm\.[\w.]+\(.*metadata !\d.*$\n?", re.M)
 _MD_OPERAND = re.compile(r"metadata !\d")
 _BLOCKADDRESS = re.compile(r"blockaddress\(\s*(" + _NAME + r")")
-_COMDAT = re.compile(r"\s+comdat(?:\(\$[^)]*\))?")
+_COMDAT = re.compile(r"(?:,\s*|\s+)comdat(?:\(\$[^)]*\))?")
 _LINKAGE = re.compile(r"^(define|declare)\s+((?:private|internal|linkonce_odr|linkonce|weak_odr|"
                       r"weak|available_externally|common|extern_weak|external)\s+)?")
 _VAR_LINKAGE = re.compile(r"^(@\S+|@\"[^\"]*\")\s*=\s*((?:private|internal|linkonce_odr|linkonce|"
@@ -193,21 +193,20 @@ class ModuleView:
         """A module defining every variable (and the functions their initializers
         take block addresses of); None if there are none."""
         definitions = []
-        names = set()
+        unnamed = 0  # unnamed variables are numbered first, in module order
         for var in self.module.global_variables:
+            name = var.name
+            if not name:
+                name, unnamed = str(unnamed), unnamed + 1
             if var.is_declaration or var.linkage == llvm.Linkage.available_externally:
                 continue
-            names.add(var.name or "")
-            definitions.append(var)
+            definitions.append((var, name))
         if not definitions:
             return None
-        self._unnamed_values()
-        index = {id(v): k for k, v in (self._unnamed or {}).items()}
         part = Partition("")
         texts = []
         own: set[str] = set()
-        for var in definitions:
-            name = var.name or index.get(id(var), "")
+        for var, name in definitions:
             own.add(name)
             texts.append(self._variable_definition(var, name))
             for target in _BLOCKADDRESS.findall(texts[-1]):
@@ -230,13 +229,12 @@ class ModuleView:
         if _MD_OPERAND.search(text):
             raise ExtractionError(f"function '{name}' passes metadata nodes to a call; it cannot "
                                   "be compiled apart from its module")
-        header, brace, body = text.partition("{")
-        header = "\n".join(line for line in header.splitlines() if not line.startswith(";"))
+        header, body = _split_definition(text)
         header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
         header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
         header = header if copy else self._relink(header, value)
         body = _MD_ATTACHMENT.sub("", _ATTR_GROUP.sub("", body))
-        return header.strip() + " " + brace + body
+        return header.strip() + " {\n" + body
 
     def _relink(self, header: str, value: llvm.ValueRef) -> str:
         """Definition linkage in a partition: shared locals become hidden externals;
@@ -258,9 +256,7 @@ class ModuleView:
     def _declaration(self, value: llvm.ValueRef, name: str) -> str:
         shown = quote(self.shared_name(value, name))
         if value.value_kind == llvm.ValueKind.function:
-            header = str(value).partition("{")[0]
-            header = "\n".join(line for line in header.splitlines()
-                               if line.strip() and not line.startswith(";"))
+            header = _split_definition(str(value))[0]
             header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
             header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
             header = _LINKAGE.sub("declare ", header, count=1)
@@ -348,6 +344,20 @@ class ModuleView:
             head.append(f'target datalayout = "{self.module.data_layout}"')
         part.text = "\n".join([*head, *self._types, *texts]) + "\n"
         return part
+
+
+def _split_definition(text: str) -> tuple[str, str]:
+    """``(header, body)`` of a printed function: the header is its ``define``
+    (or ``declare``) line without the opening brace (a literal struct type
+    may contain braces, the line's last ``{`` opens the body)."""
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith(("define", "declare")):
+            head = line.rstrip()
+            if head.endswith("{"):
+                return head[:-1].rstrip(), "".join(lines[i + 1:])
+            return head, ""
+    raise ExtractionError(f"unexpected function text: {text[:200]!r}")
 
 
 def _attributes(value: llvm.ValueRef) -> str:

@@ -40,9 +40,9 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from ..errors import InvalidModuleError
-from ..extract import ExtractionError, ModuleView
-from ..symbols import SymbolTable
+from ..errors import DuplicateSymbolError, InvalidModuleError
+from ..extract import ExtractionError, ModuleView, unquote
+from ..symbols import Definition, SymbolTable
 from .base import Handle
 from .ir_compile import IRCompileLayer
 from .lazy_emit import LazyEmitLayer
@@ -65,7 +65,14 @@ class _Source:
     options: dict[str, Any]
     partitions: list[Handle] = field(default_factory=list)
     compiled: set[str] = field(default_factory=set)
+    claimed: set[str] = field(default_factory=set)  # names an update took over
+    functions: dict[str, bool | None] = field(default_factory=dict)  # name -> weak (None: absent)
     forwardable: dict[str, bool] = field(default_factory=dict)
+    aliases: list[str] = field(default_factory=list)
+
+
+_WEAK = (llvm.Linkage.weak_any, llvm.Linkage.weak_odr, llvm.Linkage.linkonce_any,
+         llvm.Linkage.linkonce_odr, llvm.Linkage.common)
 
 
 class CompileOnDemandLayer:
@@ -79,7 +86,7 @@ class CompileOnDemandLayer:
         self._lock = threading.RLock()
         self._sources: list[_Source] = []  # oldest first
         self._by_handle: dict[Handle, _Source] = {}
-        self._owner: dict[Handle, Handle] = {}  # partition or globals handle -> module's
+        self._owner: dict[Handle, Handle] = {}  # partition, globals or alias handle -> module's
 
     # -- the IRCompileLayer-shaped interface the facade uses ---------------------
 
@@ -100,10 +107,14 @@ class CompileOnDemandLayer:
         self.base.getbuffer = hook
 
     def add(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
-        """Add ``module`` (borrowed). Lazy: nothing is compiled or walked now."""
+        """Add ``module`` (borrowed). Lazy: nothing is compiled or walked now
+        (except in strict mode, which checks the module's names against the
+        engine's)."""
         if not self.lazy or options.get("target_machine") is not None:
             return self.base.add(handle, module, **options)
         with self._lock:
+            if self.symbols.strict:
+                self._check_strict(handle, module)
             view = ModuleView(module, prefix=f"__ee.h{handle.id}.")
             globals_handle = Handle(f"variables of {handle.name}")
             source = _Source(handle, module, view, globals_handle, options)
@@ -116,10 +127,12 @@ class CompileOnDemandLayer:
                 keep_existing_data=options.get("keep_existing_data", False),
                 reinitialize_data=options.get("reinitialize_data", False))
             if options.get("keep_existing_data"):  # an update: swap what is replaced
-                self.lazy_emit.emit(globals_handle)
+                self._link_variables()
                 for fn in module.functions:
                     if not fn.is_declaration and self.symbols.has_stub(fn.name):
-                        self.symbols.stubs.unbind(self.symbols.stub(fn.name))
+                        source.claimed.add(fn.name)
+                        if self._provider(fn.name)[0] is source:
+                            self.symbols.stubs.unbind(self.symbols.stub(fn.name))
         return handle
 
     def add_object(self, handle: Handle, data: bytes) -> Handle:
@@ -142,20 +155,19 @@ class CompileOnDemandLayer:
                     del self._owner[part]
                 self.lazy_emit.remove(source.globals_handle)
                 del self._owner[source.globals_handle]
-                self._rebind_after_removal(source)
+                self.symbols.remove_handle(source.globals_handle, source.aliases)
+                for name in source.compiled | source.claimed:
+                    self._resync(name)
         self.base.remove(handle)
 
     def find_symbol(self, name: str) -> int | None:
         """Address of ``name``: functions answer with their stub (nothing is
-        compiled); a variable links its module's globals partition."""
+        compiled); a variable links the lazy modules' variables."""
         with self._lock:
-            source, value_kind = self._provider(name)
+            source, kind = self._provider(name)
             if source is None:
                 return self.base.find_symbol(name)
-            if value_kind == "function":
-                return self._function_address(source, name)
-            self.lazy_emit.emit(source.globals_handle)
-            return self.base.find_symbol(name)
+            return self._address(source, name, kind)
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         return self.base.find_symbol_in(handle, name)
@@ -164,28 +176,22 @@ class CompileOnDemandLayer:
 
     def resolve_lazy(self, name: str) -> int | None:
         """For the linker: what a reference to a not-yet-compiled symbol resolves
-        to (a stub; or the storage, once the globals partition is linked)."""
+        to (a stub; or the storage, once the variables are linked)."""
         if not self._sources:
             return None
         with self._lock:
-            source, value_kind = self._provider(name)
-            if source is None:
-                return None
-            if value_kind == "function":
-                return self._function_address(source, name)
-            self.lazy_emit.emit(source.globals_handle)
-            cur = self.symbols.current(name)
-            return cur.address if cur is not None else None
+            source, kind = self._provider(name)
+            return None if source is None else self._address(source, name, kind)
 
     def materialize(self, name: str) -> int | None:
-        """Compile the newest lazy definition of function ``name``; return the
+        """Compile the winning lazy definition of function ``name``; return the
         address calls should continue at, or None if no lazy module defines it."""
         with self._lock:
             stub = self.symbols.stub(name) if self.symbols.has_stub(name) else None
             if stub is not None and stub.is_bound():
                 return stub.target()  # another thread compiled it meanwhile
-            source, value_kind = self._provider(name)
-            if source is None or value_kind != "function":
+            source, kind = self._provider(name)
+            if source is None or kind != "function":
                 return None
             self._compile(source, name)
             current = self.symbols.current(name)
@@ -196,7 +202,7 @@ class CompileOnDemandLayer:
         source = self._by_handle.get(handle)
         if source is None:
             return [handle]
-        self.lazy_emit.emit(source.globals_handle)
+        self._link_variables()
         return [source.globals_handle]
 
     def is_lazy(self, handle: Handle) -> bool:
@@ -206,24 +212,56 @@ class CompileOnDemandLayer:
         """The module handle a partition or globals handle belongs to."""
         return self._owner.get(handle, handle)
 
+    def home(self, name: str) -> Handle | None:
+        """The lazy module whose definition of function ``name`` wins, if any."""
+        with self._lock:
+            source, kind = self._provider(name)
+            return source.handle if source is not None and kind == "function" else None
+
     def _provider(self, name: str) -> tuple[_Source | None, str]:
-        """The newest lazy module defining ``name`` that is newer than the current
-        compiled definition, and whether it defines a function or a variable."""
+        """Which lazy module provides ``name`` and as what ("function",
+        "variable" or "alias"), when it beats the current linked definition.
+
+        Functions follow the linker's rules, as the eager engine does: the
+        newest strong definition wins; if all are weak, the first one.
+        Variables live in the variables partitions, linked together in add
+        order (so the same rules apply there); aliases are defined on request.
+        """
         current = self.symbols.current(name)
-        current_owner = self.owner(current.handle).id if current is not None else -1
-        for source in reversed(self._sources):
-            if source.handle.id < current_owner:
-                break
-            if source.handle.id == current_owner:
-                return None, ""  # the newest definition is compiled already
-            original = self._original_name(source, name)
-            if original is None:
+        current_order = self.owner(current.handle).id if current is not None else -1
+        candidates: list[tuple[int, bool, _Source | None]] = []
+        if current is not None:
+            candidates.append((current_order, current.weak, None))
+        for source in self._sources:
+            weak = self._function_weakness(source, name)
+            if weak is None:
                 continue
-            if source.view.defined_function(original) is not None:
-                return source, "function"
+            if source.handle.id == current_order:
+                continue  # that definition is the current one, already linked
+            candidates.append((source.handle.id, weak, source))
+        if len(candidates) > (current is not None):
+            strong = [c for c in candidates if not c[1]]
+            winner = max(strong, key=lambda c: c[0]) if strong else min(candidates,
+                                                                         key=lambda c: c[0])
+            return (winner[2], "function") if winner[2] is not None else (None, "")
+        if current is not None:
+            return None, ""
+        for source in reversed(self._sources):
             if self._defines_variable(source, name):
                 return source, "variable"
+        for source in reversed(self._sources):
+            original = self._original_name(source, name)
+            if original is not None and source.view.alias_target(original) is not None:
+                return source, "alias"
         return None, ""
+
+    def _function_weakness(self, source: _Source, name: str) -> bool | None:
+        """Whether ``source`` defines function ``name`` weakly (None: not at all)."""
+        if name not in source.functions:
+            original = self._original_name(source, name)
+            fn = None if original is None else source.view.defined_function(original)
+            source.functions[name] = None if fn is None else fn.linkage in _WEAK
+        return source.functions[name]
 
     def _original_name(self, source: _Source, name: str) -> str | None:
         """The IR name in ``source`` for engine symbol ``name``."""
@@ -244,6 +282,45 @@ class CompileOnDemandLayer:
         return value is not None and value.value_kind == llvm.ValueKind.global_variable and not (
             value.is_declaration)
 
+    def _address(self, source: _Source, name: str, kind: str) -> int | None:
+        if kind == "function":
+            return self._function_address(source, name)
+        if kind == "alias":
+            return self._define_alias(source, name)
+        self._link_variables()
+        return self.base.find_symbol(name)
+
+    def _link_variables(self) -> None:
+        """Link every lazy module's variables not linked yet, as one batch: in add
+        order, so weak and strong definitions resolve as in an eager engine, and
+        variables that refer to each other across modules link together."""
+        held = [s.globals_handle for s in self._sources
+                if self.lazy_emit.is_held(s.globals_handle)]
+        if held:
+            self.lazy_emit.emit(held)
+
+    def _define_alias(self, source: _Source, name: str) -> int | None:
+        """An alias is what it aliases (plus a constant offset)."""
+        original = self._original_name(source, name) or name
+        target = source.view.alias_target(original) or ""
+        m = re.fullmatch(r"ptr\s+(@\S+)|ptr\s+getelementptr\s*(?:inbounds\s*)?\(\s*i8,\s*ptr\s+"
+                         r"(@\S+),\s*i\d+\s+(-?\d+)\s*\)", target.strip())
+        if m is None:
+            raise ExtractionError(f"alias '{name}' of {source.handle.name} aliases '{target}', "
+                                  "which this engine cannot resolve lazily")
+        token = m.group(1) or m.group(2)
+        aliasee = unquote(token)
+        value = source.view.lookup(aliasee)
+        shared = source.view.shared_name(value, aliasee) if value is not None else aliasee
+        base = self.find_symbol(shared) or self.base.find_symbol(shared)
+        if not base:
+            return None
+        address = base + int(m.group(3) or 0)
+        self.symbols.define(Definition(name, source.globals_handle, address, False, False,
+                                       source.handle.name))
+        source.aliases.append(name)
+        return address
+
     def _function_address(self, source: _Source, name: str) -> int:
         stub = self.symbols.stub(name)
         original = self._original_name(source, name) or name
@@ -256,7 +333,10 @@ class CompileOnDemandLayer:
         return stub.address
 
     def _compile(self, source: _Source, name: str) -> None:
-        self.lazy_emit.emit(source.globals_handle)
+        self._link_variables()
+        current = self.symbols.current(name)
+        if current is not None and self.owner(current.handle) is source.handle:
+            return  # the variables partition defined it (its block addresses are taken)
         original = self._original_name(source, name) or name
         partition = _parse(lambda: source.view.function_partition(original), source.handle.name)
         assert partition is not None
@@ -275,12 +355,32 @@ class CompileOnDemandLayer:
         self._owner[handle] = source.handle
         source.compiled.add(name)
 
-    def _rebind_after_removal(self, source: _Source) -> None:
-        """Functions the removed module provided fall back to the newest remaining
-        definition; if that one is not compiled yet, the next call compiles it."""
-        for name in source.compiled:
-            if self._provider(name)[0] is not None:
-                self.symbols.stubs.unbind(self.symbols.stub(name))
+    def _resync(self, name: str) -> None:
+        """After a removal: the stub of ``name`` goes to the winning definition,
+        compiled on the next call if it is lazy and not compiled yet."""
+        if not self.symbols.has_stub(name):
+            return
+        stub = self.symbols.stub(name)
+        current = self.symbols.current(name)
+        if self._provider(name)[0] is not None or current is None or not current.is_function:
+            self.symbols.stubs.unbind(stub)
+        else:
+            self.symbols.stubs.bind(stub, current.address)
+
+    def _check_strict(self, handle: Handle, module: llvm.ModuleRef) -> None:
+        """Strict mode: a strong definition of a name already defined strongly
+        (linked, or by another lazy module) is refused when the module is added."""
+        for value in (*module.functions, *module.global_variables):
+            if value.is_declaration or value.linkage in _WEAK or value.linkage in (
+                    llvm.Linkage.internal, llvm.Linkage.private) or not value.name:
+                continue
+            current = self.symbols.current(value.name)
+            if current is not None and not current.weak:
+                raise DuplicateSymbolError(value.name, current.origin, handle.name)
+            for source in self._sources:
+                other = source.view.lookup(value.name)
+                if other is not None and not other.is_declaration and other.linkage not in _WEAK:
+                    raise DuplicateSymbolError(value.name, source.handle.name, handle.name)
 
 
 def _parse(build: Callable[[], Any], label: str) -> llvm.ModuleRef | None:

@@ -45,41 +45,53 @@ class LazyEmitLayer:
             self._held[handle] = _Held(defines, build, options)
         return handle
 
-    def emit(self, handle: Handle) -> None:
-        """Emit ``handle`` now if it is still held."""
+    def emit(self, handles: list[Handle]) -> None:
+        """Emit those of ``handles`` still held, together (one batch, so that sets
+        that need each other's symbols link as one)."""
         with self._lock:
-            held = self._held.pop(handle, None)
-            if held is None:
-                return
-            module = held.build()
-            if module is None:
-                return
-            self.base.add(handle, module, **held.options)
+            batch = [(h, self._held.pop(h)) for h in handles if h in self._held]
+            built: list[tuple[Handle, _Held, llvm.ModuleRef]] = []
+            added: list[Handle] = []
             try:
-                self.base.emit([handle])
+                for handle, held in batch:
+                    module = held.build()
+                    if module is not None:
+                        built.append((handle, held, module))
+                for handle, held, module in built:
+                    self.base.add(handle, module, **held.options)
+                    added.append(handle)
+                self.base.emit(added)
             except BaseException:
-                self.base.remove(handle)
-                self._held[handle] = held
+                linked = {h for h in added if not self.base.is_pending(h)}
+                for handle, held in batch:
+                    if handle not in linked:  # failed: hold it again, as it was
+                        self.base.remove(handle)
+                        self._held[handle] = held
                 raise
             finally:
-                module.close()
+                for _, _, module in built:
+                    module.close()
 
     def is_held(self, handle: Handle) -> bool:
         return handle in self._held
 
+    def held(self) -> list[Handle]:
+        """The held sets, oldest first."""
+        with self._lock:
+            return list(self._held)
+
     def find_symbol(self, name: str) -> int | None:
         with self._lock:
-            for handle, held in reversed(list(self._held.items())):
-                if held.defines(name):
-                    self.emit(handle)
-                    break
+            wanted = [h for h, held in self._held.items() if held.defines(name)]
+            if wanted:
+                self.emit(wanted)
         return self.base.find_symbol(name)
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         with self._lock:
             held = self._held.get(handle)
             if held is not None and held.defines(name):
-                self.emit(handle)
+                self.emit([handle])
         return self.base.find_symbol_in(handle, name)
 
     def remove(self, handle: Handle) -> None:
