@@ -41,8 +41,6 @@ def run_program(program: Program, kind: str) -> subprocess.CompletedProcess[str]
 @pytest.mark.parametrize(("program", "kind"), RUNS,
                          ids=[f"{p.catalogue}[{k}]" for p, k in RUNS])
 def test_program(program: Program, kind: str) -> None:
-    if kind.startswith("remote"):
-        pytest.skip("out-of-process execution (--remote) is not implemented yet (issue 6)")
     proc = run_program(program, kind)
     detail = f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     if program.exit == "nonzero":

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -18,7 +17,8 @@ from collections.abc import Sequence
 import llvmlite.binding as llvm
 
 from . import ExecutionEngineError, create_mcjit_compiler
-from .program import ProgramError, load_module, prepare_c_runtime, restore_stdio_buffering
+from .program import ProgramError, c_runtime_libraries, load_module, restore_stdio_buffering
+from .remote.host import ExecutorCrashedError, ExecutorExitedError
 from .watch import Watcher
 
 _PROG = "execution-engine"
@@ -66,11 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = _parser().parse_args(argv)
     if not opts.entry_function:
         return _fail("the entry-function name cannot be empty (--entry-function)")
-    if opts.remote:
-        return _fail("--remote is not supported yet: out-of-process execution is not "
-                     "implemented in this version")
     try:
         return run_program(opts, args)
+    except ExecutorExitedError as exc:  # the program called exit() in the executor
+        return exc.status
+    except ExecutorCrashedError as exc:
+        _fail(str(exc))
+        return 128 + (exc.signal or 0)
     except (ProgramError, ExecutionEngineError) as exc:
         return _fail(str(exc))
 
@@ -89,15 +91,16 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     t0 = time.perf_counter()
     modules = [load_module(path, target_machine) for path in [opts.file, *opts.extra_module]]
     stats["parse"] = time.perf_counter() - t0
-    prepare_c_runtime(modules)
     main_module = modules[0]
     entry = main_module.get_function(opts.entry_function) if _defines(
         main_module, opts.entry_function) else None
     if entry is None and not any(_defines(m, opts.entry_function) for m in modules):
         raise ProgramError(f"'{opts.entry_function}' is not defined in {opts.file}")
     engine = create_mcjit_compiler(modules[0], target_machine,
-                                   lazy=opts.jit_kind == "orc-lazy",
+                                   lazy=opts.jit_kind == "orc-lazy", remote=opts.remote,
                                    grace_period=None if opts.watch else 1.0)
+    for library in c_runtime_libraries(modules):
+        engine.load_library(library)
     for module in modules[1:]:
         engine.add_module(module)
     if opts.watch:
@@ -106,21 +109,13 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                 lambda path: load_module(path, target_machine)).start()
     t0 = time.perf_counter()
     engine.finalize_object()
-    address = engine.get_function_address(opts.entry_function)
+    engine.get_function_address(opts.entry_function)
     engine.run_static_constructors()
     stats["compile+link"] = time.perf_counter() - t0
-    argv_strings = [opts.file, *args]
-    c_argv = (ctypes.c_char_p * (len(argv_strings) + 1))(
-        *[os.fsencode(a) for a in argv_strings], None)
-    env_strings = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()]
-    c_envp = (ctypes.c_char_p * (len(env_strings) + 1))(*env_strings, None)
-    entry_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)(
-        address)
     restore_stdio_buffering()
     sys.stdout.flush()
     t0 = time.perf_counter()
-    status = entry_fn(len(argv_strings), ctypes.cast(c_argv, ctypes.c_void_p),
-                      ctypes.cast(c_envp, ctypes.c_void_p))
+    status = engine.run_main([opts.file, *args], entry=opts.entry_function)
     stats["run"] = time.perf_counter() - t0
     if _returns_void(main_module, opts.entry_function):
         status = 0
@@ -132,6 +127,8 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
         )
     sys.stdout.flush()
     sys.stderr.flush()
+    if opts.remote:
+        engine.close()  # the executor flushes its stdio and runs atexit handlers
     # Leave through C exit(): it flushes C stdio and runs the program's atexit
     # handlers while its code is still mapped.
     libc = ctypes.CDLL(None)

@@ -33,12 +33,12 @@ from .extract import ModuleView, Partition
 from .layers.base import Handle
 from .layers.compile_on_demand import CompileOnDemandLayer
 from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
-from .layers.object_linking import ObjectLinkingLayer
 from .layers.redirection import RedirectionLayer
+from .local_executor import LocalExecutor
 from .object_files import object_file_bytes
 from .reclaim import Reclaimer
-from .resolver import GlobalMappings, ProcessResolver
-from .stubs import Stub, StubManager
+from .resolver import GlobalMappings
+from .stubs import Stub
 from .symbols import SymbolTable
 
 _tm_users: dict[int, int] = {}
@@ -66,41 +66,59 @@ class ExecutionEngine:
 
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                  strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
-                 grace_period: float | None = 1.0, lazy: bool = False):
+                 grace_period: float | None = 1.0, lazy: bool = False, remote: bool = False,
+                 timeout: float | None = None):
         module_checks.check_module(module, target_machine, verify=not lazy)  # nothing owned yet
+        if lazy and redirection == "none":
+            raise ValueError("lazy compilation needs stubs: use redirection='stub' or 'single'")
         self._lock = threading.RLock()
         self._closed = False
         self._target_machine = target_machine
         self._target_data = llvm.create_target_data(str(target_machine.target_data))
+        self._options: dict[str, Any] = dict(
+            strict=strict, redirection=redirection, lazy=lazy, remote=remote, timeout=timeout,
+            session_capacity=session_capacity)
         self._modules: dict[int, tuple[llvm.ModuleRef, Handle]] = {}
-        self._module_of: dict[Handle, llvm.ModuleRef] = {}
-        self._origin: dict[Handle, Handle] = {}  # recompiled body -> module it came from
-        self._views: dict[Handle, ModuleView] = {}
-        self._root: dict[Handle, Handle] = {}  # a module version -> the first version
-        self._local_fallbacks: dict[str, int] = {}  # shared local name -> original address
+        self._objects: list[tuple[Handle, bytes]] = []
+        self._libraries: list[str] = []
         self._tiered: dict[int, llvm.TargetMachine] = {}
         self._reclaimer = Reclaimer(grace_period)
-        self._constructed: set[Handle] = set()
         self._mappings = GlobalMappings()
-        self._process = ProcessResolver()
-        self._stubs = StubManager(self._on_unbound_stub)
-        self._symbols = SymbolTable(self._stubs, strict=strict)
-        self._linker = ObjectLinkingLayer(target_machine, session_capacity=session_capacity)
-        self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
-                                             self._process, policy=redirection,
-                                             reclaimer=self._reclaimer)
-        self._ir = IRCompileLayer(
-            target_machine, self._redirection, interposable=redirection != "none",
-            slot_calls=self._symbols.has_stub if redirection == "single" else None)
-        if lazy and redirection == "none":
-            raise ValueError("lazy compilation needs stubs: use redirection='stub' or 'single'")
-        self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=lazy)
-        self._redirection.set_pending_resolver(
-            lambda name: self._compiler.resolve_lazy(name) or self._local_fallbacks.get(name))
+        self._build_stack()
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
         self._add(module)
+
+    def _build_stack(self) -> None:
+        """The executor and the layers on it (again, after an executor restart)."""
+        o = self._options
+        self._module_of: dict[Handle, llvm.ModuleRef] = {}
+        self._updates: set[Handle] = set()
+        self._origin: dict[Handle, Handle] = {}  # recompiled body -> module it came from
+        self._views: dict[Handle, ModuleView] = {}
+        self._root: dict[Handle, Handle] = {}  # a module version -> the first version
+        self._local_fallbacks: dict[str, int] = {}  # shared local name -> original address
+        self._constructed: set[Handle] = set()
+        if o["remote"]:
+            from .remote.host import RemoteExecutor
+
+            self._executor: Any = RemoteExecutor(self._target_machine, timeout=o["timeout"])
+        else:
+            self._executor = LocalExecutor(self._target_machine,
+                                           session_capacity=o["session_capacity"])
+        self._stubs = self._executor.stub_manager(self._on_unbound_stub)
+        self._symbols = SymbolTable(self._stubs, strict=o["strict"])
+        self._linker = self._executor.linker
+        self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
+                                             self._executor.resolve_process,
+                                             policy=o["redirection"], reclaimer=self._reclaimer)
+        self._ir = IRCompileLayer(
+            self._target_machine, self._redirection, interposable=o["redirection"] != "none",
+            slot_calls=self._symbols.has_stub if o["redirection"] == "single" else None)
+        self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=o["lazy"])
+        self._redirection.set_pending_resolver(
+            lambda name: self._compiler.resolve_lazy(name) or self._local_fallbacks.get(name))
 
     # -- modules ---------------------------------------------------------------
 
@@ -160,6 +178,7 @@ class ExecutionEngine:
                 label, data = "object file", object_file_bytes(obj_file)
             handle = Handle(label)
             self._compiler.add_object(handle, data)
+            self._objects.append((handle, data))
 
     # -- finalization and lookup -------------------------------------------
 
@@ -263,6 +282,7 @@ class ExecutionEngine:
                     self._compiler.remove(handle)
                     raise
             self._register(module, handle)
+            self._updates.add(handle)
             self._reclaimer.poll()
 
     def _add_new_version(self, handle: Handle, module: llvm.ModuleRef,
@@ -446,7 +466,7 @@ class ExecutionEngine:
             entries = [e for h in handles for part in self._compiler.structor_handles(h)
                        for e in self._redirection.structors_of(part)]
             self._constructed.update(handles)
-        structors.run(entries, "ctor")
+        structors.run(entries, "ctor", self._call_void)
 
     def run_static_destructors(self) -> None:
         """Run the destructors of every module: descending priority, table order
@@ -456,7 +476,10 @@ class ExecutionEngine:
             entries = [e for _, h in self._modules.values()
                        for part in self._compiler.structor_handles(h)
                        for e in self._redirection.structors_of(part)]
-        structors.run(entries, "dtor")
+        structors.run(entries, "dtor", self._call_void)
+
+    def _call_void(self, address: int) -> None:
+        self._executor.call(address, [], None)
 
     # -- misc MCJIT API ------------------------------------------------------
 
@@ -470,6 +493,84 @@ class ExecutionEngine:
         no other listener (perf, VTune) is available, so this returns False."""
         self._check_open()
         return False
+
+    # -- running code ----------------------------------------------------------
+
+    def call(self, function: str | int, *args: int | float,
+             restype: type[int] | type[float] | None = int) -> Any:
+        """Call JIT'd ``function`` (a name or an address) with integer, pointer
+        (as int) and float arguments; ``restype`` is ``int``, ``float`` or
+        ``None``. In a remote engine the call runs in the executor; if it
+        crashes there, :class:`~execution_engine.remote.host.ExecutorCrashedError`
+        (or ``ExecutorExitedError``) is raised here."""
+        address, name = self._entry(function)
+        if self._executor.remote:
+            return self._executor.call(address, args, restype, running=name)
+        return self._executor.call(address, args, restype)
+
+    def run_main(self, argv: list[str], env: list[str] | None = None,
+                 entry: str = "main") -> int:
+        """Call ``entry(argc, argv, envp)`` and return its status; ``env`` defaults
+        to this process's environment. Remote engines run it in the executor,
+        whose standard streams are this process's."""
+        address, name = self._entry(entry)
+        env = [f"{k}={v}" for k, v in os.environ.items()] if env is None else env
+        if self._executor.remote:
+            return int(self._executor.run_main(address, argv, env, running=name))
+        return int(self._executor.run_main(address, argv, env))
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        """``size`` bytes at ``address`` (in the executor, for remote engines)."""
+        self._check_open()
+        return bytes(self._executor.read(address, size))
+
+    def load_library(self, path: str) -> None:
+        """Make a shared library's symbols available to JIT'd code (in the
+        executor, for remote engines; again after a restart)."""
+        with self._lock:
+            self._check_open()
+            self._executor.load_library(path)
+            self._libraries.append(path)
+
+    def restart_executor(self) -> None:
+        """Start a fresh executor (after a crash, say) and add every module and
+        object again, in order; constructors may be run again. Only for remote
+        engines."""
+        with self._lock:
+            self._check_open()
+            if not self._executor.remote:
+                raise ExecutionEngineError("restart_executor() is for remote engines")
+            modules = list(self._modules.values())
+            updates, objects = set(self._updates), list(self._objects)
+            try:
+                self._executor.close()
+            except ExecutionEngineError:
+                pass
+            self._build_stack()
+            self._modules.clear()
+            self._objects = []
+            for path in self._libraries:
+                self._executor.load_library(path)
+            for module, handle in modules:
+                if handle in updates:
+                    fresh = Handle(handle.name)
+                    self._compiler.add(fresh, module, keep_existing_data=True, replaceable=True)
+                    self._updates.add(fresh)
+                    self._register(module, fresh)
+                else:
+                    self._add(module)
+            for handle, data in objects:
+                self._compiler.add_object(handle, data)
+                self._objects.append((handle, data))
+            self._compiler.emit()
+
+    def _entry(self, function: str | int) -> tuple[int, str]:
+        if isinstance(function, int):
+            return function, hex(function)
+        address = self.get_function_address(function)
+        if not address:
+            raise KeyError(f"the engine defines no function '{function}'")
+        return address, function
 
     # -- lifetime ------------------------------------------------------------
 
@@ -485,7 +586,7 @@ class ExecutionEngine:
                 return
             self._closed = True
             self._reclaimer.quiescent()
-            self._linker.close()
+            self._executor.close()
             self._stubs.close()
             for module, _ in self._modules.values():
                 if not module.closed:
@@ -521,20 +622,26 @@ class ExecutionEngine:
             raise EngineClosedError("the execution engine is closed")
 
     def _on_unbound_stub(self, stub: Stub) -> int:
-        """A call reached a stub with no body: compile it lazily, or stop."""
+        """A call reached a stub with no body: compile it lazily, or stop. In a
+        remote engine the error goes back to the executor, which stops itself;
+        in process there is no caller to raise to, so the process stops."""
         try:
             with self._lock:
                 address = None if self._closed else self._compiler.materialize(stub.name)
-        except Exception as exc:  # noqa: BLE001 - reported, then the process stops
-            message = (f"execution_engine: compiling function '{stub.name}' on its first "
-                       f"call failed: {exc}; aborting\n")
-        else:
-            if address:
-                return address
-            message = (f"execution_engine: call to function '{stub.name}', which is not "
-                       "linked (its module was removed or failed to link); aborting\n")
-        os.write(2, message.encode())
-        os.abort()
+            if not address:
+                raise ExecutionEngineError(
+                    f"call to function '{stub.name}', which is not linked (its module was "
+                    "removed or failed to link)")
+            return address
+        except Exception as exc:
+            if isinstance(exc, ExecutionEngineError) and "not linked" in str(exc):
+                message = str(exc)
+            else:
+                message = f"compiling function '{stub.name}' on its first call failed: {exc}"
+            if self._executor.remote:
+                raise ExecutionEngineError(message) from None
+            os.write(2, f"execution_engine: {message}; aborting\n".encode())
+            os.abort()
 
 
 def _global_type(module: llvm.ModuleRef, name: str) -> str | None:
@@ -586,7 +693,9 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
     ``grace_period`` (seconds before replaced code is freed, ``None`` for
     explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`),
     ``lazy`` (compile each function on its first call; see
-    :mod:`.layers.compile_on_demand`).
+    :mod:`.layers.compile_on_demand`), ``remote`` (link and run the code in a
+    separate executor process; see :mod:`.remote.host`) with ``timeout``
+    (seconds a request to the executor may take).
     """
     del use_lmm
     return ExecutionEngine(module, target_machine, **options)

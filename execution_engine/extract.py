@@ -35,7 +35,7 @@ variable's initializer takes is defined there too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
@@ -44,6 +44,8 @@ from .errors import ExecutionEngineError
 
 _NAME = r'@(?:"(?:[^"\\]|\\.)*"|[-a-zA-Z$._][-a-zA-Z$._0-9]*|\d+)'
 _REF = re.compile(_NAME)
+# String constants and metadata strings (never part of a quoted name): no references.
+_STRING = re.compile(r'(?<![-\w$.@%"\\])[c!]"[^"]*"')
 _ATTR_GROUP = re.compile(r"\s#\d+\b")
 _HEADER_ATTR_GROUP = re.compile(r"#\d+\b")
 _MD_ATTACHMENT = re.compile(r",?\s*!(?:[-a-zA-Z$._][-a-zA-Z$._0-9]*)\s+!(?:\d+|\{[^}]*\})")
@@ -267,7 +269,9 @@ class ModuleView:
         thread_local = re.search(r"thread_local(\(\w+\))?", first)
         tl = thread_local.group(0) + " " if thread_local else ""
         kind = "constant" if _is_constant(first) else "global"
-        return f"{shown} = external {tl}{kind} {value.global_value_type}"
+        # A named struct type prints as its definition ("%T = type {...}").
+        value_type = str(value.global_value_type).split(" = type ", 1)[0]
+        return f"{shown} = external {tl}{kind} {value_type}"
 
     def _resolve_references(self, texts: list[str], part: Partition, own: set[str]) -> list[str]:
         """Declare or copy what ``texts`` refer to; rename shared locals; return
@@ -277,7 +281,7 @@ class ModuleView:
         seen = set(own)
         pending = list(texts)
         while pending:
-            for token in set(_REF.findall(pending.pop())):
+            for token in set(_REF.findall(_STRING.sub('""', pending.pop()))):
                 name = unquote(token)
                 if name in seen:
                     continue
@@ -299,7 +303,7 @@ class ModuleView:
             return renames.get(m.group(0), m.group(0))
         # An alias's target may itself name a shared local.
         renames = {token: _REF.sub(rename, value) for token, value in renames.items()}
-        return [_REF.sub(rename, t) for t in texts + extra]
+        return [_sub_outside_strings(rename, t) for t in texts + extra]
 
     def _reference(self, name: str, token: str, renames: dict[str, str],
                    part: Partition) -> tuple[str | None, str | None]:
@@ -344,6 +348,17 @@ class ModuleView:
             head.append(f'target datalayout = "{self.module.data_layout}"')
         part.text = "\n".join([*head, *self._types, *texts]) + "\n"
         return part
+
+
+def _sub_outside_strings(rename: Callable[[re.Match[str]], str], text: str) -> str:
+    """Apply ``rename`` to the references in ``text``, leaving string constants alone."""
+    out, last = [], 0
+    for m in _STRING.finditer(text):
+        out.append(_REF.sub(rename, text[last:m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(_REF.sub(rename, text[last:]))
+    return "".join(out)
 
 
 def _split_definition(text: str) -> tuple[str, str]:

@@ -43,23 +43,15 @@ def load_module(path: str, target_machine: llvm.TargetMachine) -> llvm.ModuleRef
 _CXX_MARKERS = ("__cxa_", "__gxx_personality", "_Z", "_Unwind_")
 
 
-def prepare_c_runtime(modules: list[llvm.ModuleRef]) -> None:
-    """Load the C++ runtime and libm when the program declares what they define."""
+def c_runtime_libraries(modules: list[llvm.ModuleRef]) -> list[str]:
+    """The libraries to load for a program: libm, and the C++ runtime when the
+    program declares what it defines."""
     declared = [f.name for m in modules for f in m.functions if f.is_declaration]
     declared += [g.name for m in modules for g in m.global_variables if g.is_declaration]
+    names = ["m"]
     if any(name.startswith(_CXX_MARKERS) for name in declared):
-        for lib in ("stdc++", "gcc_s"):
-            _load(lib)
-    _load("m")
-
-
-def _load(name: str) -> None:
-    path = ctypes.util.find_library(name)
-    if path:
-        try:
-            llvm.load_library_permanently(path)
-        except RuntimeError:
-            pass
+        names += ["stdc++", "gcc_s"]
+    return [path for path in map(ctypes.util.find_library, names) if path]
 
 
 def restore_stdio_buffering() -> None:

@@ -38,6 +38,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .native_memory import PAGE_SIZE, PROT_EXEC, PROT_READ, PageBlock
 
@@ -86,10 +87,11 @@ class Stub:
     slot: int
     trampoline: int
     owner: object = field(default=None, repr=False)
+    manager: Any = field(default=None, repr=False, compare=False)
 
     def target(self) -> int:
         """The address the slot currently holds."""
-        return ctypes.c_uint64.from_address(self.slot).value
+        return int(self.manager.target_of(self))
 
     def is_bound(self) -> bool:
         return self.target() != self.trampoline
@@ -130,6 +132,7 @@ class StubManager:
                 slot=base + _SLOTS_OFFSET + index * 8,
                 trampoline=base + _TRAMPOLINES_OFFSET + index * _TRAMPOLINE_SIZE,
                 owner=owner,
+                manager=self,
             )
             self._stubs.append(stub)
         self.unbind(stub)
@@ -142,6 +145,16 @@ class StubManager:
     def unbind(self, stub: Stub) -> None:
         """Route the next call through ``stub`` to ``on_unbound``."""
         ctypes.c_uint64.from_address(stub.slot).value = stub.trampoline
+
+    @staticmethod
+    def target_of(stub: Stub) -> int:
+        """What ``stub``'s slot holds now."""
+        return ctypes.c_uint64.from_address(stub.slot).value
+
+    def chunk_bases(self) -> list[int]:
+        """Base addresses of the chunks, in allocation order (see the layout above)."""
+        with self._lock:
+            return [chunk.address for chunk in self._chunks]
 
     def close(self) -> None:
         """Unmap every chunk. No code may run through any stub afterwards."""

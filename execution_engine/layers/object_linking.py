@@ -20,6 +20,7 @@ Thread-safety: the layer's lock serialises adds and removes.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -125,6 +126,11 @@ class ObjectLinkingLayer:
     @staticmethod
     def find_symbol_in(resource: LinkedResource, name: str) -> int | None:
         return resource.exports.get(name)
+
+    @staticmethod
+    def copy(dst: int, src: int, size: int) -> None:
+        """Copy ``size`` bytes of linked memory (e.g. initial values)."""
+        ctypes.memmove(dst, src, size)
 
     def close(self) -> None:
         """Free every resource and session."""

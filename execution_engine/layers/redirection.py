@@ -28,7 +28,6 @@ Thread-safety: the layer's lock serialises :meth:`add` and :meth:`remove`.
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import threading
 from collections.abc import Callable, Sequence
@@ -345,7 +344,7 @@ class RedirectionLayer:
             state.names.append(name)
             state.exports[name] = address
         for name, initial, size in plan.reinit:
-            ctypes.memmove(plan.needs[name], plan.addresses[initial], size)  # type: ignore[arg-type]
+            self.base.copy(plan.needs[name], plan.addresses[initial], size)  # type: ignore[arg-type]
 
     def _resolve_structors(self, plan: _Plan) -> None:
         """Constructor targets, once every unit of the batch is published."""

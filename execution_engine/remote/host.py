@@ -1,0 +1,315 @@
+"""The host side of out-of-process execution: a RemoteExecutor.
+
+The host compiles (IR -> objects) and plans symbols; the executor process
+(:mod:`.server`) links the objects and runs the code. The engine composes
+its layers on a :class:`RemoteExecutor` exactly as on a LocalExecutor: its
+``linker``, ``stub_manager`` and ``resolve_process`` forward to the
+executor, addresses are the executor's, and ``call``/``run_main`` run code
+there.
+
+Crash isolation: if the executor dies (a segfault, an abort, ``exit()`` in
+JIT'd code), the request in flight raises :class:`ExecutorCrashedError` (or
+:class:`ExecutorExitedError` for a normal exit) naming the signal or status
+and what was running; the host is unaffected. With ``timeout`` set, a
+request that takes longer kills the executor and raises
+:class:`ExecutorTimeoutError`. The engine can then start a fresh executor
+(``ExecutionEngine.restart_executor``).
+
+Slot writes (binding stubs) are queued and sent in one message before the
+next request that could run code, and before the host answers a lazy
+compile request.
+
+Thread-safety: the session's lock serialises all traffic.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import llvmlite.binding as llvm
+
+from ..errors import ExecutionEngineError, LinkError
+from ..layers.object_linking import LinkedResource
+from ..stubs import (
+    _SLOTS_OFFSET,
+    _STUB_SIZE,
+    _TRAMPOLINE_SIZE,
+    _TRAMPOLINES_OFFSET,
+    STUBS_PER_CHUNK,
+    Stub,
+)
+from .protocol import VERSION, Channel, ChannelClosed, RemoteError
+
+
+class ExecutorError(ExecutionEngineError):
+    """The executor process is gone or did not answer."""
+
+
+class ExecutorCrashedError(ExecutorError):
+    """The executor was killed by a signal (``signal`` is its number)."""
+
+    def __init__(self, message: str, signal_number: int | None, running: str):
+        super().__init__(message)
+        self.signal = signal_number
+        self.running = running
+
+
+class ExecutorExitedError(ExecutorError):
+    """The executor exited (JIT'd code called ``exit``); ``status`` is its code."""
+
+    def __init__(self, message: str, status: int, running: str):
+        super().__init__(message)
+        self.status = status
+        self.running = running
+
+
+class ExecutorTimeoutError(ExecutorError):
+    """A request took longer than the session's timeout; the executor was killed."""
+
+
+class ExecutorSession:
+    """A running executor process and the channel to it."""
+
+    def __init__(self, handler: Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]],
+                 *, timeout: float | None = None):
+        host_end, child_end = socket.socketpair()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "execution_engine.executor", str(child_end.fileno())],
+            pass_fds=[child_end.fileno()], close_fds=True)
+        child_end.close()
+        self.channel = Channel(host_end, handler)
+        self.timeout = timeout
+        self.lock = threading.RLock()
+        self.before_request: Callable[[], None] | None = None
+        self.dead: ExecutorError | None = None
+        reply, _ = self.request("hello", version=VERSION, timeout=60)
+        self.pid = reply["pid"]
+
+    def request(self, op: str, payload: bytes = b"", *, running: str = "",
+                timeout: float | None = None, **fields: Any) -> tuple[dict[str, Any], bytes]:
+        """Send a request; raise an ExecutorError subclass if the executor dies."""
+        with self.lock:
+            if self.dead is not None:
+                raise self.dead
+            if self.before_request is not None and op != "slots":
+                self.before_request()
+            self.channel.sock.settimeout(timeout if timeout is not None else self.timeout)
+            try:
+                return self.channel.request(op, payload, **fields)
+            except TimeoutError:
+                self._kill()
+                self.dead = ExecutorTimeoutError(
+                    f"the executor did not answer '{op}'{_what(running)} within "
+                    f"{timeout or self.timeout} s; it was killed")
+                raise self.dead from None
+            except ChannelClosed:
+                self.dead = self._death(op, running)
+                raise self.dead from None
+
+    def _death(self, op: str, running: str) -> ExecutorError:
+        try:
+            status = self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            status = self.process.wait()
+        if status < 0:
+            name = signal.Signals(-status).name if -status in signal.valid_signals() else "?"
+            return ExecutorCrashedError(
+                f"the executor was killed by signal {-status} ({name}){_what(running)}",
+                -status, running)
+        return ExecutorExitedError(
+            f"the executor exited with status {status}{_what(running)}", status, running)
+
+    def _kill(self) -> None:
+        try:
+            self.process.kill()
+        except ProcessLookupError:
+            pass
+
+    def close(self) -> None:
+        with self.lock:
+            if self.dead is None:
+                try:
+                    self.request("exit", timeout=10)
+                except ExecutorError:
+                    pass
+            self.channel.close()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self.process.wait()
+            if self.dead is None:
+                self.dead = ExecutorError("the executor was closed")
+
+
+def _what(running: str) -> str:
+    return f" while running '{running}'" if running else ""
+
+
+class RemoteLinker:
+    """ObjectLinkingLayer-shaped: links in the executor."""
+
+    def __init__(self, session: ExecutorSession):
+        self.session = session
+        self._resources: dict[int, LinkedResource] = {}
+
+    def add(self, objects: Sequence[bytes], imports: dict[str, int], exports: Sequence[str], *,
+            name: str = "") -> LinkedResource:
+        try:
+            reply, _ = self.session.request(
+                "link", b"".join(objects), sizes=[len(o) for o in objects], imports=imports,
+                exports=list(exports), name=name)
+        except RemoteError as exc:
+            raise LinkError(f"linking {name} in the executor failed: {exc}") from None
+        resource = LinkedResource(name, {k: int(v) for k, v in reply["exports"].items()})
+        self._resources[reply["resource"]] = resource
+        return resource
+
+    def remove(self, resource: LinkedResource) -> None:
+        for ident, known in list(self._resources.items()):
+            if known is resource:
+                del self._resources[ident]
+                if self.session.dead is None:
+                    self.session.request("unlink", resource=ident)
+
+    def find_symbol(self, name: str) -> int | None:
+        for resource in reversed(self._resources.values()):
+            if name in resource.exports:
+                return resource.exports[name]
+        return None
+
+    @staticmethod
+    def find_symbol_in(resource: LinkedResource, name: str) -> int | None:
+        return resource.exports.get(name)
+
+    def copy(self, dst: int, src: int, size: int) -> None:
+        self.session.request("copy", dst=dst, src=src, size=size)
+
+    @property
+    def session_count(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._resources.clear()
+
+
+class RemoteStubManager:
+    """StubManager-shaped: stubs and slots live in the executor; the host keeps
+    what each slot holds."""
+
+    def __init__(self, session: ExecutorSession, on_unbound: Callable[[Stub], int]):
+        self.session = session
+        self._on_unbound = on_unbound
+        self._stubs: list[Stub] = []
+        self._free: list[Stub] = []
+        self._targets: dict[int, int] = {}
+        self._writes: dict[int, int] = {}
+        session.before_request = self.flush
+
+    def __len__(self) -> int:
+        return len(self._stubs) - len(self._free)
+
+    def allocate(self, name: str, owner: object = None) -> Stub:
+        if not self._free:
+            reply, _ = self.session.request("stubs", count=STUBS_PER_CHUNK)
+            base = reply["chunk_bases"][-1]
+            first = reply["first"]
+            for i in range(STUBS_PER_CHUNK):
+                stub = Stub(first + i, "", base + i * _STUB_SIZE, base + _SLOTS_OFFSET + 8 * i,
+                            base + _TRAMPOLINES_OFFSET + i * _TRAMPOLINE_SIZE, manager=self)
+                self._stubs.append(stub)
+                self._free.append(stub)
+            self._free.reverse()
+        stub = self._free.pop()
+        stub.name, stub.owner = name, owner
+        self._targets[stub.id] = stub.trampoline
+        return stub
+
+    def bind(self, stub: Stub, target: int) -> None:
+        self._targets[stub.id] = target
+        self._writes[stub.slot] = target
+
+    def unbind(self, stub: Stub) -> None:
+        self.bind(stub, stub.trampoline)
+
+    def target_of(self, stub: Stub) -> int:
+        return self._targets[stub.id]
+
+    def flush(self) -> None:
+        if self._writes:
+            writes, self._writes = self._writes, {}
+            self.session.request("slots", b"".join(struct.pack("<QQ", s, t)
+                                                    for s, t in writes.items()))
+
+    def handle_unbound(self, stub_id: int) -> int:
+        """The executor called an unbound stub: compile (raising on failure)."""
+        address = self._on_unbound(self._stubs[stub_id])
+        self.flush()
+        return address
+
+    def close(self) -> None:
+        self._writes.clear()
+
+
+class RemoteExecutor:
+    """Links and runs code in a separate executor process (see module docstring)."""
+
+    remote = True
+
+    def __init__(self, target_machine: llvm.TargetMachine, *, timeout: float | None = None,
+                 session_capacity: int = 256):
+        del target_machine, session_capacity  # the executor makes its own
+        self._stubs: RemoteStubManager | None = None
+        self.session = ExecutorSession(self._handle, timeout=timeout)
+        self.linker = RemoteLinker(self.session)
+        self._resolved: dict[str, int | None] = {}
+
+    def _handle(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
+        if header["op"] == "unbound" and self._stubs is not None:
+            return {"address": self._stubs.handle_unbound(int(header["stub"]))}, b""
+        raise ValueError(f"the host cannot serve {header['op']!r}")
+
+    def stub_manager(self, on_unbound: Callable[[Stub], int]) -> RemoteStubManager:
+        self._stubs = RemoteStubManager(self.session, on_unbound)
+        return self._stubs
+
+    def resolve_process(self, name: str) -> int | None:
+        if name not in self._resolved:
+            reply, _ = self.session.request("resolve", names=[name])
+            self._resolved[name] = reply["addresses"][0]
+        return self._resolved[name]
+
+    def call(self, address: int, args: Sequence[Any], restype: Any, *, running: str = "") -> Any:
+        encoded = [("f", float(a)) if isinstance(a, float) else ("i", int(a)) for a in args]
+        kind = {int: "int", float: "float", None: "void"}[restype]
+        reply, _ = self.session.request("call", address=address, args=encoded, restype=kind,
+                                        running=running)
+        return reply["result"]
+
+    def run_main(self, address: int, argv: Sequence[str], env: Sequence[str], *,
+                 running: str = "main") -> int:
+        reply, _ = self.session.request("run_main", address=address, argv=list(argv),
+                                        env=list(env), running=running)
+        return int(reply["status"])
+
+    def read(self, address: int, size: int) -> bytes:
+        return self.session.request("read", address=address, size=size)[1]
+
+    def load_library(self, path: str) -> None:
+        self.session.request("load_library", path=path)
+
+    def close(self) -> None:
+        self.session.close()
+        self.linker.close()
+
+
+__all__ = ["ExecutorCrashedError", "ExecutorError", "ExecutorExitedError",
+           "ExecutorTimeoutError", "RemoteExecutor"]
