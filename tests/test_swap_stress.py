@@ -20,6 +20,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 SWAPS = 2000
 WORKERS = 4
 ITERATIONS = 500  # loop trips per call: threads are often inside a body during a swap
