@@ -1,0 +1,201 @@
+"""Lazy compilation (issue 4): time to first result, and the cost of laziness.
+
+1. Time to first result for a generated module of N = 5,000 functions whose
+   ``main`` calls 10 of them: parse + create a lazy engine + call ``main``,
+   against the floor (parsing the module + compiling only ``main`` and the 10,
+   in one ``emit_object``) and against eager engines (this one and stock
+   MCJIT). LLVM 14's ``lli -jit-kind=orc-lazy`` runs the same program as a
+   whole process, beside this engine's command line, for comparison.
+2. A module where everything is called: lazy total time against eager.
+
+CPU time (``time.process_time``) unless said otherwise; best of several runs.
+
+Run: ``python -m benchmarks.lazy [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import llvmlite.binding as llvm
+
+import execution_engine
+from benchmarks import common, report
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+TITLE = "Lazy compilation (issue 4)"
+
+
+def function(i: int) -> str:
+    """A function of a few dozen instructions (arithmetic, a branch, a phi)."""
+    return f"""define i64 @f{i}(i64 %x) {{
+entry:
+  %a = mul i64 %x, {i + 3}
+  %b = add i64 %a, {i * 7 + 1}
+  %c = xor i64 %b, %x
+  %d = lshr i64 %c, 3
+  %e = or i64 %d, {i}
+  %cmp = icmp sgt i64 %e, 100000
+  br i1 %cmp, label %big, label %small
+big:
+  %g = sub i64 %e, {i + 11}
+  %g2 = mul i64 %g, 5
+  br label %done
+small:
+  %h = shl i64 %e, 2
+  %h2 = add i64 %h, %a
+  br label %done
+done:
+  %r = phi i64 [%g2, %big], [%h2, %small]
+  %m = and i64 %r, 1099511627775
+  ret i64 %m
+}}
+"""
+
+
+def program(n: int, called: list[int]) -> str:
+    """N functions; ``main`` chains calls to ``called`` and returns the low byte
+    of the result (so the command line's exit status checks it)."""
+    body = ["define i32 @main(i32 %argc, ptr %argv) {", "entry:"]
+    previous = "1"
+    for k, idx in enumerate(called):
+        body.append(f"  %v{k} = call i64 @f{idx}(i64 {previous})")
+        previous = f"%v{k}"
+    body += [f"  %t = trunc i64 {previous} to i32", "  %s = and i32 %t, 127",
+             "  ret i32 %s", "}"]
+    return "".join(function(i) for i in range(n)) + "\n".join(body) + "\n"
+
+
+def run_main(engine: execution_engine.ExecutionEngine) -> int:
+    main = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)(
+        engine.get_function_address("main"))
+    return int(main(0, None))
+
+
+def floor(text: str, called: list[int]) -> float:
+    def work() -> None:
+        module = llvm.parse_assembly(text)
+        subset = "\n".join(str(module.get_function(n)) for n in
+                           ["main", *[f"f{i}" for i in called]])
+        common.target_machine().emit_object(llvm.parse_assembly(subset))
+    return common.cpu_time(work)[0]
+
+
+def engine_time(text: str, **options: object) -> tuple[float, int]:
+    def work() -> int:
+        engine = execution_engine.create_mcjit_compiler(
+            llvm.parse_assembly(text), common.target_machine(), **options)  # type: ignore[arg-type]
+        try:
+            return run_main(engine)
+        finally:
+            engine.close()
+    seconds, result = common.cpu_time(work)
+    return seconds, int(result)  # type: ignore[arg-type]
+
+
+def mcjit_time(text: str) -> tuple[float, int]:
+    def work() -> int:
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(text), common.target_machine())
+        return run_main(engine)  # type: ignore[arg-type]
+    seconds, result = common.cpu_time(work)
+    return seconds, int(result)  # type: ignore[arg-type]
+
+
+def whole_process(argv: list[str], want: int) -> float | None:
+    best = None
+    for _ in range(3):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True)
+        elapsed = time.perf_counter() - start
+        if proc.returncode != want:
+            return None
+        best = elapsed if best is None else min(best, elapsed)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    opts = parser.parse_args(argv)
+    common.init_llvm()
+    reps = 2 if opts.quick else 5
+    n = 5000
+    called = [k * (n // 10) + 7 for k in range(10)]
+    text = program(n, called)
+
+    floors = [floor(text, called) for _ in range(reps)]
+    lazy = [engine_time(text, lazy=True) for _ in range(reps)]
+    eager = engine_time(text)
+    stock = mcjit_time(text)
+    want = stock[1]  # every engine must compute what stock MCJIT computes
+    assert eager[1] == want and all(r == want for _, r in lazy), (lazy, eager, want)
+    f, lz = min(floors), min(t for t, _ in lazy)
+    rows = [
+        ["floor: parse + compile main and the 10", f"{f * 1e3:.1f}", "1.00"],
+        ["this engine, lazy=True: parse + first result", f"{lz * 1e3:.1f}", f"{lz / f:.2f}"],
+        ["this engine, eager", f"{eager[0] * 1e3:.1f}", f"{eager[0] / f:.1f}"],
+        ["stock llvmlite MCJIT", f"{stock[0] * 1e3:.1f}", f"{stock[0] / f:.1f}"],
+    ]
+    first = report.markdown_table(["N = 5,000, main calls 10 (CPU time)", "ms", "x floor"],
+                                  rows)
+
+    # Whole process, wall time: this engine's command line vs lli.
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "lazy5000.ll"
+        path.write_text(text)
+        cli = [sys.executable, "-m", "execution_engine", "run", str(path)]
+        procs = [["this engine: run --jit-kind orc-lazy", cli + ["--jit-kind", "orc-lazy"]],
+                 ["this engine: run --jit-kind mcjit", cli + ["--jit-kind", "mcjit"]]]
+        lli = shutil.which("lli-14") or shutil.which("lli")
+        if lli:
+            procs += [["lli (LLVM 14) -jit-kind=orc-lazy",
+                       [lli, "-opaque-pointers", "-jit-kind=orc-lazy", str(path)]],
+                      ["lli (LLVM 14) -jit-kind=mcjit",
+                       [lli, "-opaque-pointers", "-jit-kind=mcjit", str(path)]]]
+        whole = []
+        for label, command in procs:
+            t = whole_process(command, want)
+            whole.append([label, "n/a (failed)" if t is None else f"{t * 1e3:.0f}"])
+    second = report.markdown_table(["whole process, wall time", "ms"], whole)
+
+    # Everything called: the cost of laziness.
+    m = 300
+    all_called = list(range(m))
+    text_all = program(m, all_called)
+    lazy_runs = [engine_time(text_all, lazy=True) for _ in range(reps)]
+    eager_runs = [engine_time(text_all) for _ in range(reps)]
+    assert {r for _, r in lazy_runs} == {r for _, r in eager_runs} == {mcjit_time(text_all)[1]}
+    lazy_all = min(t for t, _ in lazy_runs)
+    eager_all = min(t for t, _ in eager_runs)
+    third = report.markdown_table(
+        [f"N = {m}, main calls every function (CPU time)", "ms", "x eager"],
+        [["eager", f"{eager_all * 1e3:.1f}", "1.00"],
+         ["lazy", f"{lazy_all * 1e3:.1f}", f"{lazy_all / eager_all:.2f}"]])
+
+    markdown = "\n\n".join([
+        "Time to first result: the lazy engine parses, adds and calls `main`, which "
+        "compiles `main` and the 10 callees one partition each. Bar: <= 1.3x the floor.",
+        first,
+        "The same program as a whole process (Python start-up and llvmlite import are "
+        "included for this engine; `lli` is a native binary):",
+        second,
+        "When everything runs, laziness costs one compile and one link per function "
+        "instead of one per module. Bar: <= 1.2x eager.",
+        third,
+        common.environment_line(),
+    ])
+    print(markdown)
+    report.update_section(DOC, TITLE, markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
