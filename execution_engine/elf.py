@@ -98,7 +98,7 @@ _TLS_RELOCATIONS = {EM_X86_64: frozenset(range(16, 24))}
 _PROBE_ALLOCATIONS_ABOVE = 64 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Section:
     index: int
     name: str
@@ -111,7 +111,7 @@ class Section:
     entsize: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Symbol:
     index: int
     name: str

@@ -328,7 +328,7 @@ class ExecutionEngine:
             raise InvalidModuleError(f"cannot compile {label}: {exc}") from None
         if opt_level is not None and target_machine is not None:
             _optimise(body, target_machine, opt_level)
-        self._ir.add(handle, body, keep_existing_data=True, replaceable=True,
+        self._ir.add(handle, body, keep_existing_data=True, replaceable=True, owned=True,
                      target_machine=target_machine)
         try:
             self._ir.emit([handle])

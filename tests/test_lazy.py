@@ -53,11 +53,11 @@ class Lazy:
 def _watch(lazy: Lazy) -> None:
     compile_ = lazy.engine._ir.compile
 
-    def recording(module, target_machine=None):
+    def recording(module, target_machine=None, **options):
         lazy.log.append([_SHARED_PREFIX.sub("", f.name) for f in module.functions
                          if not f.is_declaration])
         lazy.texts.append(str(module))
-        return compile_(module, target_machine)
+        return compile_(module, target_machine, **options)
 
     lazy.engine._ir.compile = recording
 

@@ -342,7 +342,7 @@ class CompileOnDemandLayer:
         assert partition is not None
         handle = Handle(f"function '{name}' of {source.handle.name}")
         options = {k: v for k, v in source.options.items() if k != "reinitialize_data"}
-        options["replaceable"] = True
+        options.update(replaceable=True, owned=True)
         self.base.add(handle, partition, **options)
         try:
             self.base.emit([handle])

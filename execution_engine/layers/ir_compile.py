@@ -41,6 +41,7 @@ class _Pending:
     replaceable: bool = False
     target_machine: llvm.TargetMachine | None = None
     reinitialize_data: bool = False
+    owned: bool = False
 
 
 class IRCompileLayer:
@@ -68,7 +69,7 @@ class IRCompileLayer:
 
     def add(self, handle: Handle, module: llvm.ModuleRef, *, keep_existing_data: bool = False,
             replaceable: bool = False, target_machine: llvm.TargetMachine | None = None,
-            reinitialize_data: bool = False) -> Handle:
+            reinitialize_data: bool = False, owned: bool = False) -> Handle:
         """Queue ``module`` (borrowed, not copied yet) for compilation.
 
         ``keep_existing_data``: data the engine already defines keeps its
@@ -76,11 +77,12 @@ class IRCompileLayer:
         nothing it defines is current. ``target_machine`` overrides the
         layer's for this module (e.g. another optimisation level).
         ``reinitialize_data``: data that keeps its storage takes this module's
-        initial values.
+        initial values. ``owned``: the module is the engine's own (a partition),
+        compiled in place instead of from a clone.
         """
         with self._lock:
             self._pending[handle] = _Pending(module, [], keep_existing_data, replaceable,
-                                             target_machine, reinitialize_data)
+                                             target_machine, reinitialize_data, owned)
         return handle
 
     def add_object(self, handle: Handle, data: bytes) -> Handle:
@@ -135,18 +137,21 @@ class IRCompileLayer:
             obj = elf.ObjectFile(bytes(data), machine=self.machine,
                                  name=f"cached object for {handle.name}")
         else:
-            data = self.compile(module, pending.target_machine)
+            data = self.compile(module, pending.target_machine, owned=pending.owned)
             obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
             if self.notify is not None:
                 self.notify(module, data)
         pending.objects = [obj]
         return pending.objects
 
-    def compile(self, module: llvm.ModuleRef,
-                target_machine: llvm.TargetMachine | None = None) -> bytes:
-        """Object bytes for ``module``, compiled from a clone."""
+    def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
+                *, owned: bool = False) -> bytes:
+        """Object bytes for ``module``, compiled from a clone (or in place when the
+        engine owns the module)."""
         if self._slot_calls is not None:
             clone = llvm.parse_assembly(call_through_slots(str(module), self._slot_calls))
+        elif owned:
+            clone = module
         else:
             clone = module.clone()
         weakened = []
@@ -163,7 +168,8 @@ class IRCompileLayer:
         except RuntimeError as exc:
             raise InvalidObjectError(f"code generation failed for {module.name!r}: {exc}") from None
         finally:
-            clone.close()
+            if clone is not module:
+                clone.close()
 
     def is_pending(self, handle: Handle) -> bool:
         return handle in self._pending

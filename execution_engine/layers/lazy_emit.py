@@ -58,7 +58,7 @@ class LazyEmitLayer:
                     if module is not None:
                         built.append((handle, held, module))
                 for handle, held, module in built:
-                    self.base.add(handle, module, **held.options)
+                    self.base.add(handle, module, owned=True, **held.options)
                     added.append(handle)
                 self.base.emit(added)
             except BaseException:
