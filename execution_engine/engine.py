@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import weakref
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -68,6 +69,7 @@ class ExecutionEngine:
                  strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
                  grace_period: float | None = 1.0, lazy: bool = False, remote: bool = False,
                  timeout: float | None = None):
+        _check_not_owned(module)
         module_checks.check_module(module, target_machine, verify=not lazy)  # nothing owned yet
         if lazy and redirection == "none":
             raise ValueError("lazy compilation needs stubs: use redirection='stub' or 'single'")
@@ -95,7 +97,8 @@ class ExecutionEngine:
         o = self._options
         self._module_of: dict[Handle, llvm.ModuleRef] = {}
         self._updates: set[Handle] = set()
-        self._origin: dict[Handle, Handle] = {}  # recompiled body -> module it came from
+        # recompiled body -> the module it came from (gone with the body)
+        self._origin: weakref.WeakKeyDictionary[Handle, Handle] = weakref.WeakKeyDictionary()
         self._views: dict[Handle, ModuleView] = {}
         self._root: dict[Handle, Handle] = {}  # a module version -> the first version
         self._local_fallbacks: dict[str, int] = {}  # shared local name -> original address
@@ -127,8 +130,9 @@ class ExecutionEngine:
         already added. Nothing is compiled until finalization."""
         with self._lock:
             self._check_open()
-            if _pointer(module) in self._modules:
+            if isinstance(module, llvm.ModuleRef) and _pointer(module) in self._modules:
                 raise KeyError("module already added to this engine")
+            _check_not_owned(module)
             module_checks.check_module(module, self._target_machine,
                                        verify=not self._compiler.lazy)
             self._add(module)
@@ -156,6 +160,8 @@ class ExecutionEngine:
             self._constructed.discard(handle)
             self._module_of.pop(handle, None)
             self._views.pop(handle, None)
+            self._updates.discard(handle)
+            self._root.pop(handle, None)
             for body, origin in list(self._origin.items()):
                 if origin is handle:
                     self._compiler.remove(body)
@@ -211,14 +217,22 @@ class ExecutionEngine:
         to ``addr``. Takes effect for code linked afterwards."""
         with self._lock:
             self._check_open()
-            if not isinstance(gv, llvm.ValueRef) or gv.value_kind not in _GLOBAL_KINDS:
+            if not isinstance(gv, llvm.ValueRef):
                 raise TypeError(f"add_global_mapping needs a global value, got {gv!r}")
+            if gv.value_kind not in _GLOBAL_KINDS:
+                raise TypeError(
+                    f"add_global_mapping needs a global value, got {gv.value_kind.name} "
+                    f"'{gv.name or str(gv).strip()[:80]}'")
             if _pointer(gv.module) not in self._modules:
                 raise ValueError(
                     f"global '{gv.name}' belongs to module '{gv.module.name}', "
                     "which is not in this engine"
                 )
-            self._mappings.add(gv.name, int(addr))
+            address = int(addr)
+            if not 0 < address < 1 << 64:
+                raise ValueError(f"cannot map '{gv.name}' to address {address:#x}: "
+                                 "not a valid address")
+            self._mappings.add(gv.name, address)
 
     def set_object_cache(self, notify_func: NotifyHook | None = None,
                          getbuffer_func: GetBufferHook | None = None) -> None:
@@ -260,6 +274,7 @@ class ExecutionEngine:
             self._check_swappable()
             if _pointer(module) in self._modules:
                 raise KeyError("module already added to this engine")
+            _check_not_owned(module)
             previous = None
             if replaces is not None:
                 previous = self._modules.get(_pointer(replaces))
@@ -479,7 +494,10 @@ class ExecutionEngine:
         structors.run(entries, "dtor", self._call_void)
 
     def _call_void(self, address: int) -> None:
-        self._executor.call(address, [], None)
+        if self._executor.remote:
+            self._executor.call(address, [], None, running="a static constructor or destructor")
+        else:
+            self._executor.call(address, [], None)
 
     # -- misc MCJIT API ------------------------------------------------------
 
@@ -642,6 +660,15 @@ class ExecutionEngine:
                 raise ExecutionEngineError(message) from None
             os.write(2, f"execution_engine: {message}; aborting\n".encode())
             os.abort()
+
+
+def _check_not_owned(module: llvm.ModuleRef) -> None:
+    """A module another engine owns will be disposed of by that engine."""
+    if not isinstance(module, llvm.ModuleRef):
+        raise TypeError(f"expected a llvmlite ModuleRef, got {type(module).__name__}")
+    if getattr(module, "_owned", False):
+        raise ValueError(f"{module_checks.module_label(module)} is owned by another engine; "
+                         "remove it from that engine first")
 
 
 def _global_type(module: llvm.ModuleRef, name: str) -> str | None:

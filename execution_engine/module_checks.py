@@ -26,6 +26,7 @@ def check_module(module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
         raise TypeError(f"expected a llvmlite ModuleRef, got {type(module).__name__}")
     if module.closed:
         raise ValueError("module is closed")
+    _ensure_asm_parser()
     if verify:
         try:
             module.verify()
@@ -44,6 +45,23 @@ def check_module(module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
             f"{module_label(module)} has data layout '{layout}' but the engine's target "
             f"machine uses '{expected}'"
         )
+
+
+_asm_parser_ready = False
+
+
+def _ensure_asm_parser() -> None:
+    """Initialize the native assembly parser (idempotent).
+
+    Code generation of inline assembly without it is a fatal error ("Inline
+    asm not supported by this streamer because we don't have an asm parser
+    for this target") - and callers easily forget
+    ``llvm.initialize_native_asmparser()``, which MCJIT also needs for it.
+    """
+    global _asm_parser_ready
+    if not _asm_parser_ready:
+        llvm.initialize_native_asmparser()
+        _asm_parser_ready = True
 
 
 def _arch(triple: str) -> str:

@@ -54,6 +54,10 @@ def c_runtime_libraries(modules: list[llvm.ModuleRef]) -> list[str]:
     return [path for path in map(ctypes.util.find_library, names) if path]
 
 
+_BUFSIZ = 8192
+_stdio_buffers: list[ctypes.Array[ctypes.c_char]] = []
+
+
 def restore_stdio_buffering() -> None:
     """Give the program the C stdio buffering a native program gets.
 
@@ -65,4 +69,7 @@ def restore_stdio_buffering() -> None:
     for stream, fd in (("stdin", 0), ("stdout", 1)):
         handle = ctypes.c_void_p.in_dll(libc, stream)
         mode = iolbf if stream == "stdout" and os.isatty(fd) else iofbf
-        libc.setvbuf(handle, None, mode, ctypes.c_size_t(8192))
+        # glibc keeps the 1-byte buffer Python installed unless given a new one.
+        buffer = ctypes.create_string_buffer(_BUFSIZ)
+        _stdio_buffers.append(buffer)  # lives as long as the stream
+        libc.setvbuf(handle, buffer, mode, ctypes.c_size_t(_BUFSIZ))

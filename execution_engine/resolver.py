@@ -16,12 +16,14 @@ import ctypes
 import threading
 
 import llvmlite.binding as llvm
+from llvmlite.binding import ffi
 
 
 class ProcessResolver:
     """Finds process symbols; thread-safe."""
 
     def __init__(self) -> None:
+        _search_process_symbols()
         self._dso_handle = ctypes.c_uint64(0)
         self._overrides = {"__dso_handle": ctypes.addressof(self._dso_handle)}
         self._lock = threading.Lock()
@@ -32,6 +34,20 @@ class ProcessResolver:
             return address
         with self._lock:
             return llvm.address_of_symbol(name) or None
+
+
+_searching = False
+
+
+def _search_process_symbols() -> None:
+    """LLVM's symbol search covers the program and its libraries only after
+    ``LoadLibraryPermanently(nullptr)``, which llvmlite calls only when it
+    creates its first JIT. Do it once, up front."""
+    global _searching
+    if not _searching:
+        with ffi.OutputString() as error:
+            ffi.lib.LLVMPY_LoadLibraryPermanently(None, error)
+        _searching = True
 
 
 class GlobalMappings:

@@ -105,6 +105,7 @@ class ExecutorSession:
                 return self.channel.request(op, payload, **fields)
             except TimeoutError:
                 self._kill()
+                self.process.wait()
                 self.dead = ExecutorTimeoutError(
                     f"the executor did not answer '{op}'{_what(running)} within "
                     f"{timeout or self.timeout} s; it was killed")
@@ -305,6 +306,7 @@ class RemoteExecutor:
 
     def load_library(self, path: str) -> None:
         self.session.request("load_library", path=path)
+        self._resolved.clear()  # names not found before may be found now
 
     def close(self) -> None:
         self.session.close()

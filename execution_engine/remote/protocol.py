@@ -78,6 +78,8 @@ class Channel:
         while n:
             try:
                 chunk = self.sock.recv(min(n, 1 << 20))
+            except TimeoutError:
+                raise  # the caller decides what a timeout means
             except OSError as exc:
                 raise ChannelClosed(str(exc)) from None
             if not chunk:

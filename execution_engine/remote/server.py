@@ -26,7 +26,7 @@ from ..native_memory import PAGE_SIZE
 from ..program import restore_stdio_buffering
 from ..resolver import ProcessResolver
 from ..stubs import StubManager
-from .protocol import VERSION, Channel, RemoteError
+from .protocol import VERSION, Channel, ChannelClosed, RemoteError
 
 _RESTYPES: dict[str, Any] = {"int": int, "float": float, "void": None}
 
@@ -137,7 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     executor = Executor(channel)
     channel.handler = executor.handle
     restore_stdio_buffering()
-    executor.serve()
+    try:
+        executor.serve()
+    except ChannelClosed:
+        pass  # the host is gone: leave quietly
     # Leave through C exit(): stdio is flushed and the program's atexit
     # handlers run while its code is still mapped.
     ctypes.CDLL(None).exit(0)
