@@ -433,6 +433,7 @@ def rewrite(
     rename: Mapping[str, str] | None = None,
     aliases: Mapping[str, tuple[int, int]] | None = None,
     globalize: Iterable[str] = (),
+    absolute: Mapping[str, int] | None = None,
 ) -> bytes:
     """Return a copy of ``obj``'s bytes with its symbol table edited.
 
@@ -446,6 +447,9 @@ def rewrite(
       global symbols, e.g. to export a local constructor.
     * ``globalize``: weak global definitions that become strong (binding
       ``STB_GLOBAL``).
+    * ``absolute``: ``{name: value}`` for references that become weak absolute
+      definitions (an ``extern_weak`` reference nobody defines is 0; the
+      linker would call an unresolved reference fatal).
 
     Only the symbol and string tables change; they move to the end of the
     file so that every other offset stays valid.
@@ -454,7 +458,8 @@ def rewrite(
     aliases = dict(aliases or {})
     undefine = set(undefine)
     globalize = set(globalize)
-    if not (undefine or rename or aliases or globalize):
+    absolute = dict(absolute or {})
+    if not (undefine or rename or aliases or globalize or absolute):
         return obj.data
     symtab = obj.sections[obj.symtab_index]
     strtab = obj.sections[symtab.link]
@@ -488,6 +493,12 @@ def rewrite(
             name_offset = struct.unpack_from("<I", table, off)[0]
             _SYM.pack_into(table, off, name_offset, (bind << 4) | typ, sym.visibility,
                            SHN_UNDEF, 0, 0)
+    for name, sym in obj.undefined_globals().items():
+        if name in absolute:
+            off = sym.index * _SYM.size
+            name_offset = struct.unpack_from("<I", table, off)[0]
+            _SYM.pack_into(table, off, name_offset, (STB_WEAK << 4) | STT_NOTYPE, STV_DEFAULT,
+                           SHN_ABS, absolute[name], 0)
     for alias, (shndx, value) in aliases.items():
         if not (0 < shndx < len(obj.sections) and 0 <= value <= obj.sections[shndx].size):
             # e.g. a constructor table entry whose addend points elsewhere

@@ -131,7 +131,8 @@ class ExecutionEngine:
         with self._lock:
             self._check_open()
             if isinstance(module, llvm.ModuleRef) and _pointer(module) in self._modules:
-                raise KeyError("module already added to this engine")
+                raise KeyError(f"{module_checks.module_label(module)} was already added to "
+                               "this engine")
             _check_not_owned(module)
             module_checks.check_module(module, self._target_machine,
                                        verify=not self._compiler.lazy)
@@ -154,7 +155,7 @@ class ExecutionEngine:
             self._check_open()
             entry = self._modules.pop(_pointer(module), None)
             if entry is None:
-                raise KeyError("module is not in this engine")
+                raise KeyError(f"{module_checks.module_label(module)} is not in this engine")
             handle = entry[1]
             self._compiler.remove(handle)
             self._constructed.discard(handle)
@@ -209,7 +210,14 @@ class ExecutionEngine:
             if mapped is not None:
                 return mapped
             if self._compiler.pending():
-                self._compiler.emit()
+                try:
+                    self._compiler.emit()
+                except ExecutionEngineError:
+                    # Another set failed to link: what was good still answers.
+                    address = self._compiler.find_symbol(name)
+                    if address:
+                        return address
+                    raise
             return self._compiler.find_symbol(name) or 0
 
     def add_global_mapping(self, gv: llvm.ValueRef, addr: int) -> None:
@@ -273,7 +281,8 @@ class ExecutionEngine:
             self._check_open()
             self._check_swappable()
             if _pointer(module) in self._modules:
-                raise KeyError("module already added to this engine")
+                raise KeyError(f"{module_checks.module_label(module)} was already added to "
+                               "this engine")
             _check_not_owned(module)
             previous = None
             if replaces is not None:

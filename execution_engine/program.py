@@ -33,7 +33,8 @@ def load_module(path: str, target_machine: llvm.TargetMachine) -> llvm.ModuleRef
             module = llvm.parse_assembly(data.decode("utf-8"))
         module.verify()
     except (RuntimeError, UnicodeDecodeError) as exc:
-        raise ProgramError(f"{path}: {str(exc).strip()}") from None
+        message = str(exc).strip().replace("<string>:", f"{path}:")
+        raise ProgramError(f"{path}: {message}") from None
     module.name = path
     module.triple = target_machine.triple
     module.data_layout = str(target_machine.target_data)

@@ -87,6 +87,7 @@ class _Plan:
     aliases: dict[str, tuple[int, int]] = field(default_factory=dict)
     section_aliases: dict[str, int] = field(default_factory=dict)  # alias -> section index
     reinit: list[tuple[str, str, int]] = field(default_factory=list)  # name, initial copy, size
+    absent: set[str] = field(default_factory=set)  # weak references nobody defines: 0
     needs: dict[str, int | _Plan] = field(default_factory=dict)  # address, or provider in batch
     call_deps: set[_Plan] = field(default_factory=set)  # providers reached through stubs
     missing: list[str] = field(default_factory=list)
@@ -268,10 +269,10 @@ class RedirectionLayer:
                 address = self._resolve_process(name)
             if address is None:
                 if weak_ref:
-                    address = 0
+                    plan.absent.add(name)
                 else:
                     plan.missing.append(name)
-                    continue
+                continue
             plan.needs[name] = address
 
     def _engine_address(self, name: str) -> int | None:
@@ -319,7 +320,8 @@ class RedirectionLayer:
                 owner[name] = plan
         exports = [n for p in group for n in p.exports]
         blobs = [
-            elf.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases)
+            elf.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases,
+                        absolute=dict.fromkeys(p.absent, 0))
             for p in group
         ]
         resource = self.base.add(blobs, imports, exports,
