@@ -122,8 +122,11 @@ class ModuleView:
                 return self.module.get_function(candidate)
             except NameError:
                 pass
-        if self._variables is None or name not in self._variables:
-            # llvmlite's get_global_variable does not find internal variables.
+        # llvmlite's get_global_variable does not find internal variables, so
+        # they are indexed: once for a lazy module (the engine owns it and it
+        # does not change); again on a miss when recompiling (the user may have
+        # transformed the module since).
+        if self._variables is None or (self.mode == "recompile" and name not in self._variables):
             self._variables = {g.name: g for g in self.module.global_variables if g.name}
         value = self._variables.get(name) or self._variables.get("\x01" + name)
         if value is None and name.isdigit():
