@@ -298,13 +298,9 @@ class ExecutionEngine:
             if previous is not None:
                 self._add_new_version(handle, module, previous[1])
             else:
-                self._compiler.add(handle, module, keep_existing_data=True, replaceable=True,
-                                   reinitialize_data=reinitialize_globals)
-                try:
-                    self._compiler.emit([handle])
-                except BaseException:
-                    self._compiler.remove(handle)
-                    raise
+                self._compiler.add_and_emit(handle, module, keep_existing_data=True,
+                                            replaceable=True,
+                                            reinitialize_data=reinitialize_globals)
             self._register(module, handle)
             self._updates.add(handle)
             self._reclaimer.poll()
@@ -352,13 +348,9 @@ class ExecutionEngine:
             raise InvalidModuleError(f"cannot compile {label}: {exc}") from None
         if opt_level is not None and target_machine is not None:
             _optimise(body, target_machine, opt_level)
-        self._ir.add(handle, body, keep_existing_data=True, replaceable=True, owned=True,
-                     target_machine=target_machine)
         try:
-            self._ir.emit([handle])
-        except BaseException:
-            self._ir.remove(handle)
-            raise
+            self._ir.add_and_emit(handle, body, keep_existing_data=True, replaceable=True,
+                                  owned=True, target_machine=target_machine)
         finally:
             body.close()
 

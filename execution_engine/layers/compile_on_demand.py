@@ -138,6 +138,16 @@ class CompileOnDemandLayer:
     def add_object(self, handle: Handle, data: bytes) -> Handle:
         return self.base.add_object(handle, data)
 
+    def add_and_emit(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
+        """Add ``module`` and make it ready at once (compiled if eager)."""
+        self.add(handle, module, **options)
+        try:
+            self.emit([handle])
+        except BaseException:
+            self.remove(handle)
+            raise
+        return handle
+
     def pending(self) -> list[Handle]:
         return self.base.pending()
 
@@ -343,12 +353,8 @@ class CompileOnDemandLayer:
         handle = Handle(f"function '{name}' of {source.handle.name}")
         options = {k: v for k, v in source.options.items() if k != "reinitialize_data"}
         options.update(replaceable=True, owned=True)
-        self.base.add(handle, partition, **options)
         try:
-            self.base.emit([handle])
-        except BaseException:
-            self.base.remove(handle)
-            raise
+            self.base.add_and_emit(handle, partition, **options)
         finally:
             partition.close()
         source.partitions.append(handle)

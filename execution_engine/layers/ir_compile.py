@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import llvmlite.binding as llvm
 
@@ -83,6 +84,17 @@ class IRCompileLayer:
         with self._lock:
             self._pending[handle] = _Pending(module, [], keep_existing_data, replaceable,
                                              target_machine, reinitialize_data, owned)
+        return handle
+
+    def add_and_emit(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
+        """:meth:`add` then :meth:`emit` that one set; if it fails, the set is
+        dropped again (nothing changes) and the error raised."""
+        self.add(handle, module, **options)
+        try:
+            self.emit([handle])
+        except BaseException:
+            self.remove(handle)
+            raise
         return handle
 
     def add_object(self, handle: Handle, data: bytes) -> Handle:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
@@ -49,6 +49,14 @@ class LinkedResource:
     exports: dict[str, int]
     _tracker: llvm.ResourceTracker | None = field(default=None, repr=False)
     _session: _Session | None = field(default=None, repr=False)
+
+
+def newest_export(resources: Iterable[LinkedResource], name: str) -> int | None:
+    """Address of ``name`` in the last of ``resources`` that exports it."""
+    for resource in reversed(list(resources)):
+        if name in resource.exports:
+            return resource.exports[name]
+    return None
 
 
 class ObjectLinkingLayer:
@@ -118,10 +126,7 @@ class ObjectLinkingLayer:
     def find_symbol(self, name: str) -> int | None:
         """Address of ``name`` in the most recently linked resource exporting it."""
         with self._lock:
-            for resource in reversed(self._resources.values()):
-                if name in resource.exports:
-                    return resource.exports[name]
-        return None
+            return newest_export(self._resources.values(), name)
 
     @staticmethod
     def find_symbol_in(resource: LinkedResource, name: str) -> int | None:

@@ -36,7 +36,7 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from ..errors import ExecutionEngineError, LinkError
-from ..layers.object_linking import LinkedResource
+from ..layers.object_linking import LinkedResource, newest_export
 from ..stubs import (
     _SLOTS_OFFSET,
     _STUB_SIZE,
@@ -182,10 +182,7 @@ class RemoteLinker:
                     self.session.request("unlink", resource=ident)
 
     def find_symbol(self, name: str) -> int | None:
-        for resource in reversed(self._resources.values()):
-            if name in resource.exports:
-                return resource.exports[name]
-        return None
+        return newest_export(self._resources.values(), name)
 
     @staticmethod
     def find_symbol_in(resource: LinkedResource, name: str) -> int | None:
