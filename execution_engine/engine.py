@@ -1,15 +1,17 @@
 """The facade: llvmlite's MCJIT ``ExecutionEngine``, built from JIT layers.
 
-The stack, top to bottom::
+The stack, top to bottom (built in :meth:`ExecutionEngine._build_stack`)::
 
-    ExecutionEngine      MCJIT API -> layer calls (this file)
-    IRCompileLayer       IR -> objects with the user's TargetMachine; object cache
-    RedirectionLayer     functions behind stubs + pointer slots; data sharing; ctors
-    ObjectLinkingLayer   RuntimeDyld via llvmlite's LLJIT; one resource per set
+    ExecutionEngine        MCJIT API -> layer calls (this file)
+    CompileOnDemandLayer   eager: whole modules; lazy: a function per partition, on first call
+      LazyEmitLayer        holds a module's variables until one is needed
+    IRCompileLayer         IR -> objects with the user's TargetMachine; object cache
+    RedirectionLayer       functions behind stubs + pointer slots; data sharing; ctors
+    executor               LocalExecutor (this process) or RemoteExecutor (another):
+                           ObjectLinkingLayer, StubManager, process symbols, calls
 
-with a SymbolTable (which definition of each name is current), a
-StubManager (stubs and slots in engine-owned pages) and the resolvers
-(global mappings, process symbols) beside them.
+with a SymbolTable (which definition of each name is current), global
+mappings and the Reclaimer (when replaced code may be freed) beside them.
 """
 
 from __future__ import annotations
