@@ -7,6 +7,9 @@ inside code generation. These checks raise instead, naming the module.
 
 from __future__ import annotations
 
+import ctypes
+from typing import Any
+
 import llvmlite.binding as llvm
 
 from .errors import InvalidModuleError, TargetMismatchError
@@ -67,3 +70,19 @@ def _ensure_asm_parser() -> None:
 def _arch(triple: str) -> str:
     arch = triple.split("-", 1)[0]
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+
+
+def check_not_owned(module: llvm.ModuleRef) -> None:
+    """A module another engine owns will be disposed of by that engine."""
+    if not isinstance(module, llvm.ModuleRef):
+        raise TypeError(f"expected a llvmlite ModuleRef, got {type(module).__name__}")
+    if getattr(module, "_owned", False):
+        raise ValueError(f"{module_label(module)} is owned by another engine; "
+                         "remove it from that engine first")
+
+
+def pointer_of(ref: Any) -> int:
+    ptr = getattr(ref, "_ptr", None)
+    if ptr is None:
+        raise ValueError(f"{type(ref).__name__} is closed")
+    return ctypes.cast(ptr, ctypes.c_void_p).value or 0
