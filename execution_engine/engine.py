@@ -68,7 +68,7 @@ class ExecutionEngine(HotSwapMixin):
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                  strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
                  grace_period: float | None = 1.0, lazy: bool = False, remote: bool = False,
-                 timeout: float | None = None):
+                 timeout: float | None = None, partition: str = "function"):
         check_not_owned(module)
         module_checks.check_module(module, target_machine, verify=not lazy)  # nothing owned yet
         if lazy and redirection == "none":
@@ -79,7 +79,7 @@ class ExecutionEngine(HotSwapMixin):
         self._target_data = llvm.create_target_data(str(target_machine.target_data))
         self._options: dict[str, Any] = dict(
             strict=strict, redirection=redirection, lazy=lazy, remote=remote, timeout=timeout,
-            session_capacity=session_capacity)
+            session_capacity=session_capacity, partition=partition)
         self._modules: dict[int, tuple[llvm.ModuleRef, Handle]] = {}
         self._objects: list[tuple[Handle, bytes]] = []
         self._libraries: list[str] = []
@@ -119,7 +119,8 @@ class ExecutionEngine(HotSwapMixin):
         self._ir = IRCompileLayer(
             self._target_machine, self._redirection, interposable=o["redirection"] != "none",
             slot_calls=self._symbols.has_stub if o["redirection"] == "single" else None)
-        self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=o["lazy"])
+        self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=o["lazy"],
+                                              partition=o["partition"])
         self._redirection.set_pending_resolver(
             lambda name: self._compiler.resolve_lazy(name) or self._local_fallbacks.get(name))
 
@@ -460,7 +461,9 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
     ``grace_period`` (seconds before replaced code is freed, ``None`` for
     explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`),
     ``lazy`` (compile each function on its first call; see
-    :mod:`.layers.compile_on_demand`), ``remote`` (link and run the code in a
+    :mod:`.layers.compile_on_demand`) with ``partition`` (``"function"``: the
+    first call of f compiles f alone; ``"callees"``: f and the functions it
+    calls that are not compiled yet), ``remote`` (link and run the code in a
     separate executor process; see :mod:`.remote.host`) with ``timeout``
     (seconds a request to the executor may take).
     """

@@ -60,6 +60,9 @@ _LINKAGE = re.compile(r"^(define|declare)\s+((?:private|internal|linkonce_odr|li
 _VAR_LINKAGE = re.compile(r"^(@\S+|@\"[^\"]*\")\s*=\s*((?:private|internal|linkonce_odr|linkonce|"
                           r"weak_odr|weak|common|external|appending|extern_weak)\s+)?")
 _LOCAL = (llvm.Linkage.internal, llvm.Linkage.private)
+_DEFINE_NAME = re.compile(r"^define [^@]*(" + _NAME + r")\(")
+# A partition taking more functions than this prints the module once instead.
+_PRINT_MODULE_ABOVE = 8
 _KIND = re.compile(r"=\s*(?:[a-z_]+(?:\(\w*\))?\s+)*?(global|constant)\s")
 
 
@@ -111,12 +114,23 @@ class ModuleView:
         # Printing a value costs time in proportion to the whole module (LLVM
         # numbers the module first), so declarations are made once per name.
         self._declarations: dict[str, str] = {}
+        self._printed: dict[str, str] | None = None  # function texts of one module print
+        self._lookups: dict[str, llvm.ValueRef | None] = {}
+        self._locals: dict[int, bool] = {}
 
     # -- lookups -------------------------------------------------------------
 
     def lookup(self, name: str) -> llvm.ValueRef | None:
         """The function or variable called ``name`` (``"N"`` for ``@N``; a symbol
-        name may also stand for an IR name with the "do not mangle" prefix)."""
+        name may also stand for an IR name with the "do not mangle" prefix).
+        Cached for lazy modules (they do not change)."""
+        if self.mode == "lazy":
+            if name not in self._lookups:
+                self._lookups[name] = self._find(name)
+            return self._lookups[name]
+        return self._find(name)
+
+    def _find(self, name: str) -> llvm.ValueRef | None:
         for candidate in (name, "\x01" + name):
             try:
                 return self.module.get_function(candidate)
@@ -151,7 +165,13 @@ class ModuleView:
         return self._aliases.get(name)
 
     def is_local(self, value: llvm.ValueRef) -> bool:
-        return value.linkage in _LOCAL or not value.name
+        if self.mode != "lazy":
+            return value.linkage in _LOCAL or not value.name
+        key = value.__hash__()  # the LLVM value's address (lazy modules do not change)
+        local = self._locals.get(key)
+        if local is None:
+            local = self._locals[key] = value.linkage in _LOCAL or not value.name
+        return local
 
     def shared_name(self, value: llvm.ValueRef, name: str) -> str:
         """The name every partition uses for ``value``."""
@@ -173,12 +193,16 @@ class ModuleView:
         """A module defining function ``name`` (its name as in the IR; ``"N"`` for ``@N``)."""
         return self.partition([name])
 
-    def partition(self, functions: Iterable[str], variables: Iterable[str] = ()) -> Partition:
+    def partition(self, functions: Iterable[str], variables: Iterable[str] = (), *,
+                  callees: Callable[[str], bool] | None = None) -> Partition:
         """A module defining ``functions`` and ``variables`` (IR names), declaring
-        everything else they refer to."""
+        everything else they refer to. With ``callees``, the functions the first
+        one calls (defined in this module, and for which ``callees(name)`` is
+        true) are defined too."""
         part = Partition("")
         texts: list[str] = []
         own: set[str] = set()
+        functions = list(functions)
         for name in functions:
             value = self.defined_function(name)
             if value is None:
@@ -188,6 +212,14 @@ class ModuleView:
             part.defines.append(self.shared_name(value, name))
             texts.append(self._definition_text(value, name))
             own.add(name)
+            if callees is not None and len(texts) == 1:
+                for token in sorted(set(_REF.findall(_STRING.sub('""', texts[0])))):
+                    ref = unquote(token)
+                    if ref not in functions and self.defined_function(ref) is not None and (
+                            callees(ref)):
+                        functions.append(ref)
+                if len(functions) > _PRINT_MODULE_ABOVE and self.mode == "lazy":
+                    self._index_module()
         for name in variables:
             var = self.lookup(name)
             if var is None or var.value_kind != llvm.ValueKind.global_variable:
@@ -228,12 +260,32 @@ class ModuleView:
         texts = self._resolve_references(texts, part, own=own)
         return self._assemble(part, texts)
 
+    def _index_module(self) -> None:
+        """Print the module once and keep each function's text: cheaper than one
+        print per function when a partition takes many (lazy modules only: they
+        do not change)."""
+        if self._printed is not None:
+            return
+        self._printed = {}
+        name, lines = None, []
+        for line in str(self.module).splitlines(keepends=True):
+            if name is None:
+                m = _DEFINE_NAME.match(line)
+                if m:
+                    name, lines = unquote(m.group(1)), [line]
+            else:
+                lines.append(line)
+                if line.startswith("}"):
+                    self._printed[name] = "".join(lines)
+                    name = None
+
     # -- building blocks -------------------------------------------------------
 
     def _definition_text(self, value: llvm.ValueRef, name: str, *, copy: bool = False) -> str:
         """The function's definition as partition text; ``copy``: a private copy
         (keeps its linkage) rather than the partition's own definition."""
-        text = _DBG_RECORD.sub("", str(value))
+        printed = self._printed.get(name) if self._printed is not None else None
+        text = _DBG_RECORD.sub("", printed if printed is not None else str(value))
         text = _HINT_CALL.sub("", text)
         if _MD_OPERAND.search(text):
             raise ExtractionError(f"function '{name}' passes metadata nodes to a call; it cannot "

@@ -1462,3 +1462,53 @@ def test_partition_that_cannot_link_aborts_on_first_call(policy):
     assert proc.returncode == -6, proc.stderr
     assert "compiling function 'broken_fn' on its first call failed" in proc.stderr
     assert "missing_symbol_xyz" in proc.stderr
+
+
+CALLEES_PROGRAM = """
+define i64 @leaf(i64 %x) {
+  %r = add i64 %x, 1
+  ret i64 %r
+}
+define i64 @mid(i64 %x) {
+  %a = call i64 @leaf(i64 %x)
+  %b = call i64 @leaf(i64 %a)
+  ret i64 %b
+}
+define i64 @unused(i64 %x) {
+  %r = call i64 @missing(i64 %x)
+  ret i64 %r
+}
+declare i64 @missing(i64)
+define i64 @top(i64 %x) {
+  %a = call i64 @mid(i64 %x)
+  %b = call i64 @leaf(i64 %a)
+  ret i64 %b
+}
+"""
+
+
+def test_callees_partition_compiles_a_function_with_its_callees():
+    engine = create_mcjit_compiler(parse_ir(CALLEES_PROGRAM), make_tm(), lazy=True,
+                                   partition="callees")
+    compiled: list[list[str]] = []
+    compile_ = engine._ir.compile
+
+    def recording(module, target_machine=None, **options):
+        compiled.append(sorted(f.name for f in module.functions if not f.is_declaration))
+        return compile_(module, target_machine, **options)
+
+    engine._ir.compile = recording
+    top = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(engine.get_function_address("top"))
+    assert compiled == []
+    assert top(1) == 4
+    # One compile for top and the callees it reaches directly; mid's own callee
+    # (leaf) came with top; 'unused' (which could not even link) never compiled.
+    assert compiled == [["leaf", "mid", "top"]]
+    assert top(10) == 13 and compiled == [["leaf", "mid", "top"]]
+    engine.close()
+
+
+def test_unknown_partition_policy_is_refused():
+    with pytest.raises(ValueError, match="partition"):
+        create_mcjit_compiler(parse_ir(CALLEES_PROGRAM), make_tm(), lazy=True,
+                              partition="everything")

@@ -47,6 +47,11 @@ from .base import Handle
 from .ir_compile import IRCompileLayer
 from .lazy_emit import LazyEmitLayer
 
+# "function": the first call of f compiles f alone; "callees": f and the
+# functions it calls that are not compiled yet, in one partition (fewer,
+# larger compiles when most code runs; more compiled than strictly needed).
+PARTITION_POLICIES = ("function", "callees")
+
 _WIDE_VECTOR = re.compile(r"<\s*(\d+)\s*x\s*(i\d+|half|bfloat|float|double|ptr)\s*>")
 _BITS = {"half": 16, "bfloat": 16, "float": 32, "double": 64, "ptr": 64}
 _UNFORWARDABLE_CC = re.compile(r"^define\s+(?:\w+\s+)*?(preserve_mostcc|preserve_allcc|"
@@ -78,10 +83,15 @@ _WEAK = (llvm.Linkage.weak_any, llvm.Linkage.weak_odr, llvm.Linkage.linkonce_any
 class CompileOnDemandLayer:
     """Whole modules (eager) or one function at a time (lazy) down to the IRCompileLayer."""
 
-    def __init__(self, base: IRCompileLayer, symbols: SymbolTable, *, lazy: bool = False):
+    def __init__(self, base: IRCompileLayer, symbols: SymbolTable, *, lazy: bool = False,
+                 partition: str = "function"):
+        if partition not in PARTITION_POLICIES:
+            raise ValueError(f"unknown partition policy {partition!r}; choose one of "
+                             f"{PARTITION_POLICIES}")
         self.base = base
         self.symbols = symbols
         self.lazy = lazy
+        self.partition = partition
         self.lazy_emit = LazyEmitLayer(base)
         self._lock = threading.RLock()
         self._sources: list[_Source] = []  # oldest first
@@ -348,7 +358,15 @@ class CompileOnDemandLayer:
         if current is not None and self.owner(current.handle) is source.handle:
             return  # the variables partition defined it (its block addresses are taken)
         original = self._original_name(source, name) or name
-        partition = _parse(lambda: source.view.function_partition(original), source.handle.name)
+        callees = None
+        if self.partition == "callees":
+            def callees(ref: str) -> bool:
+                value = source.view.lookup(ref)
+                engine_name = source.view.shared_name(value, ref) if value else ref
+                return (self._provider(engine_name)[0] is source
+                        and engine_name not in source.compiled)
+        cut = source.view.partition([original], callees=callees)
+        partition = _parse(lambda: cut, source.handle.name)
         assert partition is not None
         handle = Handle(f"function '{name}' of {source.handle.name}")
         options = {k: v for k, v in source.options.items() if k != "reinitialize_data"}
@@ -359,7 +377,7 @@ class CompileOnDemandLayer:
             partition.close()
         source.partitions.append(handle)
         self._owner[handle] = source.handle
-        source.compiled.add(name)
+        source.compiled.update(cut.defines)
 
     def _resync(self, name: str) -> None:
         """After a removal: the stub of ``name`` goes to the winning definition,
