@@ -573,3 +573,16 @@ def test_strict_mode_rejects_a_second_strong_definition():
             engine.finalize_object()
         engine.remove_module(again)
         assert call(engine.get_function_address("c"), 1) == 3
+
+
+def test_strict_duplicate_in_a_batch_does_not_stop_the_good_modules():
+    first = parse("define i64 @dup() {\n  ret i64 1\n}\n", "first")
+    engine = create_mcjit_compiler(first, make_tm(), strict=True)
+    engine.finalize_object()
+    engine.add_module(parse("define i64 @dup() {\n  ret i64 2\n}\n", "second"))
+    engine.add_module(parse("define i64 @good() {\n  ret i64 7\n}\n", "good"))
+    with pytest.raises(DuplicateSymbolError, match="dup"):
+        engine.finalize_object()
+    assert call(engine.get_function_address("good")) == 7
+    assert call(engine.get_function_address("dup")) == 1
+    engine.close()

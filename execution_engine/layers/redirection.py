@@ -141,7 +141,8 @@ class RedirectionLayer:
         with self._lock:
             batch_data: dict[str, _Plan] = {}
             plans = [self._plan(u, batch_data) for u in units]
-            self._check_strict(plans)
+            refused = self._check_strict(plans)
+            plans = [p for p in plans if p not in refused]
             winners = self._batch_winners(plans)
             for plan in plans:
                 self._resolve_imports(plan, winners)
@@ -166,6 +167,8 @@ class RedirectionLayer:
                 self._resolve_structors(plan)
             self._retire_superseded()
             missing = {p.unit.handle.name: p.missing for p in plans if p.missing}
+            if refused:
+                raise next(iter(refused.values()))
             if missing:
                 raise UnresolvedSymbolError(missing)
             if link_errors:
@@ -210,20 +213,30 @@ class RedirectionLayer:
         plan.exports.extend(plan.aliases)
         return plan
 
-    def _check_strict(self, plans: list[_Plan]) -> None:
-        self.symbols.check(
-            Definition(name, p.unit.handle, 0, is_fn, weak, origin=p.unit.handle.name)
-            for p in plans for name, _, is_fn, weak in p.definitions
-        )
-        if self.symbols.strict:
-            seen: dict[str, _Plan] = {}
-            for p in plans:
+    def _check_strict(self, plans: list[_Plan]) -> dict[_Plan, DuplicateSymbolError]:
+        """Strict mode: the units that define again a strong symbol (linked, or
+        defined by an earlier unit of the batch), each with its error. They are
+        not linked; the others are."""
+        refused: dict[_Plan, DuplicateSymbolError] = {}
+        if not self.symbols.strict:
+            return refused
+        seen: dict[str, _Plan] = {}
+        for p in plans:
+            try:
+                self.symbols.check(
+                    Definition(name, p.unit.handle, 0, is_fn, weak, origin=p.unit.handle.name)
+                    for name, _, is_fn, weak in p.definitions)
                 for name, _, _, weak in p.definitions:
                     if not weak and name in seen:
                         raise DuplicateSymbolError(name, seen[name].unit.handle.name,
                                                    p.unit.handle.name)
-                    if not weak:
-                        seen[name] = p
+            except DuplicateSymbolError as exc:
+                refused[p] = exc
+                continue
+            for name, _, _, weak in p.definitions:
+                if not weak:
+                    seen[name] = p
+        return refused
 
     @staticmethod
     def _batch_winners(plans: list[_Plan]) -> dict[str, tuple[_Plan, bool]]:
