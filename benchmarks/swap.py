@@ -659,7 +659,7 @@ def section(rows: list[Row], picture: bool) -> str:
         "with that body; the floor's linked function was called once, linked against an",
         "engine's `f<N/2-1>`. The *state after the swaps* lines count what each engine",
         "still holds (private attributes): the recompiled-body entries are",
-        "`ExecutionEngine._origin`, one per recompile ever made (see the memory section).",
+        "`ExecutionEngine._origin`, one per recompiled body still alive (see the memory section).",
     ]
     extra = notes(rows)
     if extra:
