@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import Protocol
+from typing import Any, Protocol
 
 _ids = itertools.count(1)
 
@@ -36,3 +36,15 @@ class Layer(Protocol):
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         """Like :meth:`find_symbol`, restricted to one set."""
+
+
+def add_and_emit(layer: Any, handle: Handle, module: Any, **options: Any) -> Handle:
+    """``layer.add`` then ``layer.emit`` of that one set; if either fails the
+    set is removed again (nothing changes) and the error raised."""
+    layer.add(handle, module, **options)
+    try:
+        layer.emit([handle])
+    except BaseException:
+        layer.remove(handle)
+        raise
+    return handle

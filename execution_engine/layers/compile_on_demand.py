@@ -43,7 +43,7 @@ import llvmlite.binding as llvm
 from ..errors import DuplicateSymbolError, InvalidModuleError
 from ..extract import ExtractionError, ModuleView, unquote
 from ..symbols import Definition, SymbolTable
-from .base import Handle
+from .base import Handle, add_and_emit
 from .ir_compile import IRCompileLayer
 from .lazy_emit import LazyEmitLayer
 
@@ -150,13 +150,7 @@ class CompileOnDemandLayer:
 
     def add_and_emit(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
         """Add ``module`` and make it ready at once (compiled if eager)."""
-        self.add(handle, module, **options)
-        try:
-            self.emit([handle])
-        except BaseException:
-            self.remove(handle)
-            raise
-        return handle
+        return add_and_emit(self, handle, module, **options)
 
     def pending(self) -> list[Handle]:
         return self.base.pending()

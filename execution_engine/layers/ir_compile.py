@@ -27,7 +27,7 @@ import llvmlite.binding as llvm
 from .. import elf, target_probe
 from ..call_sites import call_through_slots
 from ..errors import ExecutionEngineError, InvalidObjectError
-from .base import Handle
+from .base import Handle, add_and_emit
 from .redirection import ObjectUnit, RedirectionLayer
 
 NotifyHook = Callable[[llvm.ModuleRef, bytes], None]
@@ -89,13 +89,7 @@ class IRCompileLayer:
     def add_and_emit(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
         """:meth:`add` then :meth:`emit` that one set; if it fails, the set is
         dropped again (nothing changes) and the error raised."""
-        self.add(handle, module, **options)
-        try:
-            self.emit([handle])
-        except BaseException:
-            self.remove(handle)
-            raise
-        return handle
+        return add_and_emit(self, handle, module, **options)
 
     def add_object(self, handle: Handle, data: bytes) -> Handle:
         """Queue ready object bytes; they are validated now."""
