@@ -23,24 +23,25 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from . import module_checks, structors
 from .errors import (
     EngineClosedError,
     ExecutionEngineError,
 )
-from .extract import ModuleView
+from .executors.local import LocalExecutor
 from .hotswap import HotSwapMixin
+from .ir import module_checks
+from .ir.extract import ModuleView
+from .ir.module_checks import check_not_owned, pointer_of
 from .layers.base import Handle
 from .layers.compile_on_demand import CompileOnDemandLayer
 from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
 from .layers.redirection import RedirectionLayer
-from .local_executor import LocalExecutor
-from .module_checks import check_not_owned, pointer_of
-from .object_files import object_file_bytes
-from .reclaim import Reclaimer
-from .resolver import GlobalMappings
-from .stubs import Stub
-from .symbols import SymbolTable
+from .linking import structors
+from .linking.reclaim import Reclaimer
+from .linking.resolver import GlobalMappings
+from .linking.symbols import SymbolTable
+from .native.object_files import object_file_bytes
+from .native.stubs import Stub
 
 _tm_users: dict[int, int] = {}
 _tm_lock = threading.Lock()
@@ -104,7 +105,7 @@ class ExecutionEngine(HotSwapMixin):
         self._local_fallbacks: dict[str, int] = {}  # shared local name -> original address
         self._constructed: set[Handle] = set()
         if o["remote"]:
-            from .remote.host import RemoteExecutor
+            from .executors.remote.host import RemoteExecutor
 
             self._executor: Any = RemoteExecutor(self._target_machine, timeout=o["timeout"])
         else:
@@ -301,7 +302,7 @@ class ExecutionEngine(HotSwapMixin):
         """Call JIT'd ``function`` (a name or an address) with integer, pointer
         (as int) and float arguments; ``restype`` is ``int``, ``float`` or
         ``None``. In a remote engine the call runs in the executor; if it
-        crashes there, :class:`~execution_engine.remote.host.ExecutorCrashedError`
+        crashes there, :class:`~execution_engine.executors.remote.host.ExecutorCrashedError`
         (or ``ExecutorExitedError``) is raised here."""
         address, name = self._entry(function)
         if self._executor.remote:

@@ -73,3 +73,7 @@ class EngineClosedError(ExecutionEngineError, ctypes.ArgumentError):
 
 class LinkError(ExecutionEngineError):
     """LLVM's JIT linker rejected an object (message carries LLVM's diagnostic)."""
+
+
+class ProgramError(ExecutionEngineError):
+    """A program cannot be loaded (missing file, bad IR); the message names the file."""

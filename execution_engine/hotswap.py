@@ -19,21 +19,21 @@ from collections.abc import Callable
 
 import llvmlite.binding as llvm
 
-from . import module_checks, target_probe
 from .errors import (
     ExecutionEngineError,
     InvalidModuleError,
     SignatureMismatchError,
     SwapNotSupportedError,
 )
-from .extract import ModuleView, Partition
+from .ir import module_checks, target_probe
+from .ir.extract import ModuleView, Partition
+from .ir.module_checks import check_not_owned, pointer_of
 from .layers.base import Handle
 from .layers.compile_on_demand import CompileOnDemandLayer
 from .layers.ir_compile import IRCompileLayer
 from .layers.redirection import RedirectionLayer
-from .module_checks import check_not_owned, pointer_of
-from .reclaim import Reclaimer
-from .symbols import SymbolTable
+from .linking.reclaim import Reclaimer
+from .linking.symbols import SymbolTable
 
 
 class HotSwapMixin:

@@ -9,14 +9,14 @@ import textwrap
 import llvmlite.binding as llvm
 import pytest
 
-from execution_engine import elf
 from execution_engine.layers.base import Handle
 from execution_engine.layers.ir_compile import IRCompileLayer
 from execution_engine.layers.object_linking import ObjectLinkingLayer
 from execution_engine.layers.redirection import ObjectUnit, RedirectionLayer
-from execution_engine.resolver import GlobalMappings, ProcessResolver
-from execution_engine.stubs import StubManager
-from execution_engine.symbols import SymbolTable
+from execution_engine.linking.resolver import GlobalMappings, ProcessResolver
+from execution_engine.linking.symbols import SymbolTable
+from execution_engine.native import elf
+from execution_engine.native.stubs import StubManager
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()

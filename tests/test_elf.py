@@ -7,7 +7,8 @@ import struct
 import pytest
 from conftest import compile_ir, parse_object
 
-from execution_engine import InvalidObjectError, elf
+from execution_engine import InvalidObjectError
+from execution_engine.native import elf
 
 SOURCE = """
 @g = global i64 5

@@ -8,11 +8,8 @@ import ctypes
 import pytest
 from conftest import i64_at, parse_ir
 
-from execution_engine import (
-    InvalidObjectError,
-    UnresolvedSymbolError,
-    elf,
-)
+from execution_engine import InvalidObjectError, UnresolvedSymbolError
+from execution_engine.native import elf
 from execution_engine.layers.base import Handle
 
 I64 = ctypes.c_int64

@@ -32,7 +32,7 @@ import ctypes, json, os, struct, sys
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
 import execution_engine as xe
-from execution_engine import elf
+from execution_engine.native import elf
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()

@@ -17,7 +17,7 @@ import pytest
 from conftest import is_mapped, make_tm, parse_ir
 
 from execution_engine import ExecutionEngineError, create_mcjit_compiler
-from execution_engine.remote.host import (
+from execution_engine.executors.remote.host import (
     ExecutorCrashedError,
     ExecutorError,
     ExecutorExitedError,
@@ -102,7 +102,7 @@ def executor_alive(pid: int) -> bool:
             cmdline = f.read()
     except (OSError, StopIteration):
         return False
-    return "Z" not in state.split()[1] and b"execution_engine.executor" in cmdline
+    return "Z" not in state.split()[1] and b"execution_engine.executors.remote" in cmdline
 
 
 # -- basics ------------------------------------------------------------------------

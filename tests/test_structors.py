@@ -7,8 +7,8 @@ import ctypes
 import pytest
 from conftest import parse_object
 
-from execution_engine import structors
-from execution_engine.structors import Structor
+from execution_engine.linking import structors
+from execution_engine.linking.structors import Structor
 
 
 def table(kind: str, entries: list[tuple[int, str]]) -> str:

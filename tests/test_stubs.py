@@ -6,8 +6,8 @@ import ctypes
 
 import pytest
 
-from execution_engine.native_memory import PAGE_SIZE
-from execution_engine.stubs import STUBS_PER_CHUNK, StubManager
+from execution_engine.native.pages import PAGE_SIZE
+from execution_engine.native.stubs import STUBS_PER_CHUNK, StubManager
 
 I64, F64 = ctypes.c_int64, ctypes.c_double
 INT_FN = ctypes.CFUNCTYPE(I64, I64, I64)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from execution_engine import DuplicateSymbolError
-from execution_engine.stubs import StubManager
-from execution_engine.symbols import Definition, SymbolTable
+from execution_engine.linking.symbols import Definition, SymbolTable
+from execution_engine.native.stubs import StubManager
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ MCJIT behaviour. Lazy, adding a module compiles nothing and walks nothing:
   to it (a lookup, or a reference from code being linked); the stub's slot
   starts unbound, so the first call enters the resolver, which asks this
   layer to :meth:`materialize` the function: its partition (cut out by
-  :class:`~execution_engine.extract.ModuleView`, in time proportional to the
+  :class:`~execution_engine.ir.extract.ModuleView`, in time proportional to the
   function) is compiled and linked, the slot is pointed at the body, and the
   call continues with its original arguments;
 * internal and private symbols are shared between partitions under unique
@@ -41,8 +41,8 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from ..errors import DuplicateSymbolError, InvalidModuleError
-from ..extract import ExtractionError, ModuleView, unquote
-from ..symbols import Definition, SymbolTable
+from ..ir.extract import ExtractionError, ModuleView, unquote
+from ..linking.symbols import Definition, SymbolTable
 from .base import Handle, add_and_emit
 from .ir_compile import IRCompileLayer
 from .lazy_emit import LazyEmitLayer

@@ -24,9 +24,10 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from .. import elf, target_probe
-from ..call_sites import call_through_slots
 from ..errors import ExecutionEngineError, InvalidObjectError
+from ..ir import target_probe
+from ..ir.call_sites import call_through_slots
+from ..native import elf
 from .base import Handle, add_and_emit
 from .redirection import ObjectUnit, RedirectionLayer
 

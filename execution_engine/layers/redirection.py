@@ -33,11 +33,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .. import elf, structors
-from ..call_sites import SLOT_SUFFIX
 from ..errors import DuplicateSymbolError, UnresolvedSymbolError
-from ..reclaim import Reclaimer
-from ..symbols import Definition, SymbolTable
+from ..ir.call_sites import SLOT_SUFFIX
+from ..linking import structors
+from ..linking.reclaim import Reclaimer
+from ..linking.symbols import Definition, SymbolTable
+from ..native import elf
 from .base import Handle
 from .object_linking import LinkedResource, ObjectLinkingLayer
 

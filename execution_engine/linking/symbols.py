@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DuplicateSymbolError
-from .stubs import Stub, StubManager
+from ..errors import DuplicateSymbolError
+from ..native.stubs import Stub, StubManager
 
 
 @dataclass(eq=False)

@@ -1,5 +1,4 @@
-"""What running a whole IR program needs beyond the engine: loading files,
-adapting foreign target descriptions, the C/C++ runtime, stdio buffering."""
+"""The C and C++ runtime a JIT'd program expects: libraries and stdio buffering."""
 
 from __future__ import annotations
 
@@ -8,38 +7,6 @@ import ctypes.util
 import os
 
 import llvmlite.binding as llvm
-
-
-class ProgramError(Exception):
-    """A program cannot be loaded (missing file, bad IR); the message names the file."""
-
-
-def load_module(path: str, target_machine: llvm.TargetMachine) -> llvm.ModuleRef:
-    """Parse ``path`` (.ll text or .bc bitcode) and retarget it to the host.
-
-    Like ``lli``, a module written for another target (say 32-bit x86) is
-    run on the host: its triple and data layout are replaced by the target
-    machine's.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise ProgramError(f"cannot read '{path}': {exc.strerror}") from None
-    try:
-        if data[:4] == b"BC\xc0\xde" or data[:4] == b"\xde\xc0\x17\x0b":
-            module = llvm.parse_bitcode(data)
-        else:
-            module = llvm.parse_assembly(data.decode("utf-8"))
-        module.verify()
-    except (RuntimeError, UnicodeDecodeError) as exc:
-        message = str(exc).strip().replace("<string>:", f"{path}:")
-        raise ProgramError(f"{path}: {message}") from None
-    module.name = path
-    module.triple = target_machine.triple
-    module.data_layout = str(target_machine.target_data)
-    return module
-
 
 _CXX_MARKERS = ("__cxa_", "__gxx_personality", "_Z", "_Unwind_")
 

@@ -1,6 +1,6 @@
 """The executor process: links the objects the host sends and runs code.
 
-Started by the host as ``python -m execution_engine.executor FD`` with one
+Started by the host as ``python -m execution_engine.executors.remote FD`` with one
 end of a socket pair as file descriptor FD; stdin, stdout and stderr are the
 host's. It keeps its own ObjectLinkingLayer, stubs and process symbols
 (libc, libm, the C++ runtime are resolved here). A call through a stub
@@ -20,12 +20,12 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from ..layers.object_linking import LinkedResource, ObjectLinkingLayer
-from ..local_executor import call_in_process, run_main_in_process
-from ..native_memory import PAGE_SIZE
-from ..program import restore_stdio_buffering
-from ..resolver import ProcessResolver
-from ..stubs import StubManager
+from ...layers.object_linking import LinkedResource, ObjectLinkingLayer
+from ...linking.resolver import ProcessResolver
+from ...native.c_runtime import restore_stdio_buffering
+from ...native.pages import PAGE_SIZE
+from ...native.stubs import StubManager
+from ..local import call_in_process, run_main_in_process
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
 
 _RESTYPES: dict[str, Any] = {"int": int, "float": float, "void": None}

@@ -21,9 +21,8 @@ from collections.abc import Callable
 
 import llvmlite.binding as llvm
 
-from .engine import ExecutionEngine
-from .errors import ExecutionEngineError
-from .program import ProgramError
+from ..engine import ExecutionEngine
+from ..errors import ExecutionEngineError, ProgramError
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

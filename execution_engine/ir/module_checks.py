@@ -12,7 +12,7 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from .errors import InvalidModuleError, TargetMismatchError
+from ..errors import InvalidModuleError, TargetMismatchError
 
 
 def module_label(module: llvm.ModuleRef) -> str:

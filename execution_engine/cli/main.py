@@ -16,9 +16,11 @@ from collections.abc import Sequence
 
 import llvmlite.binding as llvm
 
-from . import ExecutionEngineError, create_mcjit_compiler
-from .program import ProgramError, c_runtime_libraries, load_module, restore_stdio_buffering
-from .remote.host import ExecutorCrashedError, ExecutorExitedError
+from .. import ExecutionEngineError, create_mcjit_compiler
+from ..errors import ProgramError
+from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
+from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
+from .program import load_module
 from .watch import Watcher
 
 _PROG = "execution-engine"

@@ -35,9 +35,9 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from ..errors import ExecutionEngineError, LinkError
-from ..layers.object_linking import LinkedResource, newest_export
-from ..stubs import (
+from ...errors import ExecutionEngineError, LinkError
+from ...layers.object_linking import LinkedResource, newest_export
+from ...native.stubs import (
     _SLOTS_OFFSET,
     _STUB_SIZE,
     _TRAMPOLINE_SIZE,
@@ -81,7 +81,7 @@ class ExecutorSession:
                  *, timeout: float | None = None):
         host_end, child_end = socket.socketpair()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "execution_engine.executor", str(child_end.fileno())],
+            [sys.executable, "-m", "execution_engine.executors.remote", str(child_end.fileno())],
             pass_fds=[child_end.fileno()], close_fds=True)
         child_end.close()
         self.channel = Channel(host_end, handler)

@@ -2,7 +2,7 @@
 
 An *executor* owns the memory code is linked into and runs code. The engine
 composes its layers on top of one: :class:`LocalExecutor` (this process, the
-default) or :class:`~execution_engine.remote.host.RemoteExecutor` (a
+default) or :class:`~execution_engine.executors.remote.host.RemoteExecutor` (a
 separate process). Both offer the same members:
 
 * ``linker``: an ObjectLinkingLayer-shaped object (``add``/``remove``/
@@ -22,9 +22,9 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
-from .layers.object_linking import ObjectLinkingLayer
-from .resolver import ProcessResolver
-from .stubs import Stub, StubManager
+from ..layers.object_linking import ObjectLinkingLayer
+from ..linking.resolver import ProcessResolver
+from ..native.stubs import Stub, StubManager
 
 ScalarType = type[int] | type[float] | None
 

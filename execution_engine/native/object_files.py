@@ -17,7 +17,7 @@ import struct
 import llvmlite.binding as llvm
 from llvmlite.binding import ffi
 
-from .errors import InvalidObjectError
+from ..errors import InvalidObjectError
 
 _EHDR_SIZE = 64
 

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .native_memory import PAGE_SIZE, PROT_EXEC, PROT_READ, PageBlock
+from .pages import PAGE_SIZE, PROT_EXEC, PROT_READ, PageBlock
 
 STUBS_PER_CHUNK = PAGE_SIZE // 8
 _STUB_SIZE = 8

@@ -21,7 +21,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .errors import InvalidObjectError
+from ..errors import InvalidObjectError
 
 EM_X86_64 = 62
 EM_AARCH64 = 183

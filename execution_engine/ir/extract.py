@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
-from .errors import ExecutionEngineError
+from ..errors import ExecutionEngineError
 
 _NAME = r'@(?:"(?:[^"\\]|\\.)*"|[-a-zA-Z$._][-a-zA-Z$._0-9]*|\d+)'
 _REF = re.compile(_NAME)

@@ -20,7 +20,7 @@ import ctypes
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from . import elf
+from ..native import elf
 
 _KINDS = {".ctors": ("ctor", True), ".init_array": ("ctor", False),
           ".dtors": ("dtor", True), ".fini_array": ("dtor", False)}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
-from . import elf
+from ..native import elf
 
 _PROBE = """
 @d = dso_local global i32 0
