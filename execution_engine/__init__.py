@@ -1,32 +1,61 @@
 """execution_engine: a layered JIT with llvmlite's MCJIT API.
 
 ``create_mcjit_compiler`` and ``ExecutionEngine`` are drop-ins for
-llvmlite's; ``install()`` makes llvmlite itself hand them out.
+llvmlite's; ``install()`` makes llvmlite itself hand them out. Options are
+an :class:`EngineOptions` (or its fields as keywords), composed from policy
+objects (:mod:`.policies`), an executor spec and a compile backend.
 """
 
+from .compilers import CompileBackend, InProcessCompiler
 from .dropin import install, installed, uninstall
 from .engine import ExecutionEngine, create_mcjit_compiler
 from .errors import (
     DuplicateSymbolError,
     EngineClosedError,
     ExecutionEngineError,
+    ExecutorCrashedError,
+    ExecutorError,
+    ExecutorExitedError,
+    ExecutorTimeoutError,
     InvalidModuleError,
     InvalidObjectError,
+    LazyCompileError,
     LinkError,
+    ProgramError,
     SignatureMismatchError,
     SwapNotSupportedError,
     TargetMismatchError,
     UnresolvedSymbolError,
 )
+from .executors.local import LocalExecutorSpec
+from .executors.remote.host import RemoteExecutorSpec
+from .introspection import EngineStats, FunctionInfo
+from .options import EngineOptions
+from .policies import PartitionPolicy, RedirectionPolicy
 
 __all__ = [
+    "CompileBackend",
     "DuplicateSymbolError",
     "EngineClosedError",
+    "EngineOptions",
+    "EngineStats",
     "ExecutionEngine",
     "ExecutionEngineError",
+    "ExecutorCrashedError",
+    "ExecutorError",
+    "ExecutorExitedError",
+    "ExecutorTimeoutError",
+    "FunctionInfo",
+    "InProcessCompiler",
     "InvalidModuleError",
     "InvalidObjectError",
+    "LazyCompileError",
     "LinkError",
+    "LocalExecutorSpec",
+    "PartitionPolicy",
+    "ProgramError",
+    "RedirectionPolicy",
+    "RemoteExecutorSpec",
     "SignatureMismatchError",
     "SwapNotSupportedError",
     "TargetMismatchError",

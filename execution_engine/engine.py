@@ -1,129 +1,109 @@
 """The facade: llvmlite's MCJIT ``ExecutionEngine``, built from JIT layers.
 
-The stack, top to bottom (built in :meth:`ExecutionEngine._build_stack`)::
-
-    ExecutionEngine        MCJIT API -> layer calls (this file)
-    CompileOnDemandLayer   eager: whole modules; lazy: a function per partition, on first call
-      LazyEmitLayer        holds a module's variables until one is needed
-    IRCompileLayer         IR -> objects with the user's TargetMachine; object cache
-    RedirectionLayer       functions behind stubs + pointer slots; data sharing; ctors
-    executor               LocalExecutor (this process) or RemoteExecutor (another):
-                           ObjectLinkingLayer, StubManager, process symbols, calls
-
-with a SymbolTable (which definition of each name is current), global
-mappings and the Reclaimer (when replaced code may be freed) beside them.
+The engine composes a stack from its options (:mod:`.stack`, where the
+layers are listed) and translates the MCJIT API onto it; hot-swap is a
+component it owns (:mod:`.hotswap`), the modules it owns are in a
+:class:`~.module_table.ModuleTable`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-import weakref
 from typing import Any
 
 import llvmlite.binding as llvm
 
-from .errors import (
-    EngineClosedError,
-    ExecutionEngineError,
-)
-from .executors.local import LocalExecutor
-from .hotswap import HotSwapMixin
+from .errors import EngineClosedError, ExecutionEngineError, LazyCompileError
+from .executors.base import Executor
+from .hotswap import HotSwap
+from .introspection import EngineStats, FunctionInfo, WorkCounters
 from .ir import module_checks
-from .ir.extract import ModuleView
-from .ir.module_checks import check_not_owned, pointer_of
-from .layers.base import Handle
-from .layers.compile_on_demand import CompileOnDemandLayer
-from .layers.ir_compile import GetBufferHook, IRCompileLayer, NotifyHook
-from .layers.redirection import RedirectionLayer
+from .ir.module_checks import check_not_owned, module_label
+from .layers.base import AddOptions, Handle
+from .layers.ir_compile import GetBufferHook, NotifyHook
 from .linking import structors
 from .linking.reclaim import Reclaimer
 from .linking.resolver import GlobalMappings
-from .linking.symbols import SymbolTable
+from .module_table import ModuleTable
+from .native import elf
 from .native.object_files import object_file_bytes
 from .native.stubs import Stub
+from .options import EngineOptions
+from .stack import Stack, build_stack
 
 _tm_users: dict[int, int] = {}
 _tm_lock = threading.Lock()
 
 
-class ExecutionEngine(HotSwapMixin):
+class ExecutionEngine:
     """An MCJIT-compatible execution engine.
 
     Ownership (as in llvmlite): modules passed to the constructor and to
     :meth:`add_module` belong to the engine until :meth:`remove_module`
     returns them; :meth:`close` disposes of the modules it still owns and of
     the target machine. The engine never changes a module: callers may keep
-    printing, serialising and compiling it.
+    printing, serialising and compiling it. The engine keeps its own
+    reference to each module it owns, so the caller may close theirs.
 
     Memory: :meth:`remove_module` frees the module's code and data at once;
     :meth:`close` frees everything. Addresses handed out for functions are
     stub addresses, stable for the life of the engine; calling a function
-    whose module was removed reports the function's name and aborts rather
-    than jumping into freed memory.
+    whose module was removed reports the function's name and stops the
+    process (or the executor) rather than jumping into freed memory.
 
     Thread-safety: every method may be called from any thread; mutations
     are serialised by the engine's lock.
     """
 
     def __init__(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
-                 strict: bool = False, redirection: str = "stub", session_capacity: int = 256,
-                 grace_period: float | None = 1.0, lazy: bool = False, remote: bool = False,
-                 timeout: float | None = None, partition: str = "function"):
+                 options: EngineOptions | None = None, **keywords: Any):
+        if options is not None and keywords:
+            raise TypeError("give either options= or keyword options, not both")
+        self._options = options if options is not None else EngineOptions.from_keywords(
+            **keywords)
         check_not_owned(module)
-        module_checks.check_module(module, target_machine, verify=not lazy)  # nothing owned yet
-        if lazy and redirection == "none":
-            raise ValueError("lazy compilation needs stubs: use redirection='stub' or 'single'")
+        module_checks.check_module(module, target_machine, verify=not self._options.lazy)
         self._lock = threading.RLock()
         self._closed = False
         self._target_machine = target_machine
         self._target_data = llvm.create_target_data(str(target_machine.target_data))
-        self._options: dict[str, Any] = dict(
-            strict=strict, redirection=redirection, lazy=lazy, remote=remote, timeout=timeout,
-            session_capacity=session_capacity, partition=partition)
-        self._modules: dict[int, tuple[llvm.ModuleRef, Handle]] = {}
+        self._modules = ModuleTable()
         self._objects: list[tuple[Handle, bytes]] = []
         self._libraries: list[str] = []
-        self._tiered: dict[int, llvm.TargetMachine] = {}
-        self._reclaimer = Reclaimer(grace_period)
+        self._constructed: set[Handle] = set()
+        self._cache_hooks: tuple[NotifyHook | None, GetBufferHook | None] = (None, None)
+        self._reclaimer = Reclaimer(self._options.grace_period)
         self._mappings = GlobalMappings()
-        self._build_stack()
+        self._work = WorkCounters()
+        self._build()
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
-        self._add(module)
+        self._add(module, AddOptions())
 
-    def _build_stack(self) -> None:
-        """The executor and the layers on it (again, after an executor restart)."""
-        o = self._options
-        self._module_of: dict[Handle, llvm.ModuleRef] = {}
-        self._updates: set[Handle] = set()
-        # recompiled body -> the module it came from (gone with the body)
-        self._origin: weakref.WeakKeyDictionary[Handle, Handle] = weakref.WeakKeyDictionary()
-        self._views: dict[Handle, ModuleView] = {}
-        self._root: dict[Handle, Handle] = {}  # a module version -> the first version
-        self._local_fallbacks: dict[str, int] = {}  # shared local name -> original address
-        self._constructed: set[Handle] = set()
-        if o["remote"]:
-            from .executors.remote.host import RemoteExecutor
+    def _build(self) -> None:
+        """The stack and the hot-swap component on it (again after a restart)."""
+        self._stack: Stack = build_stack(self._options, self._target_machine, self._mappings,
+                                         self._reclaimer, self._on_unbound_stub)
+        compile_layer = self._stack.compile_layer
+        self._install_cache_hooks()
+        compile_layer.on_compiled = lambda handle, data, seconds: self._work.compiled(data,
+                                                                                    seconds)
+        self._swap = HotSwap(self._stack, self._modules, self._target_machine,
+                             self._options.redirection)
 
-            self._executor: Any = RemoteExecutor(self._target_machine, timeout=o["timeout"])
-        else:
-            self._executor = LocalExecutor(self._target_machine,
-                                           session_capacity=o["session_capacity"])
-        self._stubs = self._executor.stub_manager(self._on_unbound_stub)
-        self._symbols = SymbolTable(self._stubs, strict=o["strict"])
-        self._linker = self._executor.linker
-        self._redirection = RedirectionLayer(self._linker, self._symbols, self._mappings,
-                                             self._executor.resolve_process,
-                                             policy=o["redirection"], reclaimer=self._reclaimer)
-        self._ir = IRCompileLayer(
-            self._target_machine, self._redirection, interposable=o["redirection"] != "none",
-            slot_calls=self._symbols.has_stub if o["redirection"] == "single" else None)
-        self._compiler = CompileOnDemandLayer(self._ir, self._symbols, lazy=o["lazy"],
-                                              partition=o["partition"])
-        self._redirection.set_pending_resolver(
-            lambda name: self._compiler.resolve_lazy(name) or self._local_fallbacks.get(name))
+    @property
+    def options(self) -> EngineOptions:
+        """What this engine was created with."""
+        return self._options
+
+    @property
+    def executor(self) -> Executor:
+        """Where this engine's code is linked and runs (a new one after
+        :meth:`restart_executor`). For inspection (``executor.pid``); linking
+        through it directly bypasses the engine's bookkeeping."""
+        return self._stack.executor
 
     # -- modules ---------------------------------------------------------------
 
@@ -132,44 +112,35 @@ class ExecutionEngine(HotSwapMixin):
         already added. Nothing is compiled until finalization."""
         with self._lock:
             self._check_open()
-            if isinstance(module, llvm.ModuleRef) and pointer_of(module) in self._modules:
-                raise KeyError(f"{module_checks.module_label(module)} was already added to "
-                               "this engine")
-            check_not_owned(module)
+            self._check_new(module)
             module_checks.check_module(module, self._target_machine,
-                                       verify=not self._compiler.lazy)
-            self._add(module)
+                                       verify=not self._options.lazy)
+            self._add(module, AddOptions())
 
-    def _add(self, module: llvm.ModuleRef) -> None:
-        handle = Handle(module_checks.module_label(module))
-        self._compiler.add(handle, module)
-        self._register(module, handle)
+    def _check_new(self, module: llvm.ModuleRef) -> None:
+        if isinstance(module, llvm.ModuleRef) and module in self._modules:
+            raise KeyError(f"{module_label(module)} was already added to this engine")
+        check_not_owned(module)
 
-    def _register(self, module: llvm.ModuleRef, handle: Handle) -> None:
-        self._modules[pointer_of(module)] = (module, handle)
-        self._module_of[handle] = module
-        module._owned = True
+    def _add(self, module: llvm.ModuleRef, options: AddOptions,
+             label: str | None = None) -> Handle:
+        handle = Handle(label or module_label(module))
+        own = self._modules.add(module, handle)
+        self._stack.top.add(handle, own, options)
+        return handle
 
     def remove_module(self, module: llvm.ModuleRef) -> None:
         """Remove ``module``, free its code and data, return its ownership.
         Its symbols become undefined. ``KeyError`` if it is not in the engine."""
         with self._lock:
             self._check_open()
-            entry = self._modules.pop(pointer_of(module), None)
-            if entry is None:
-                raise KeyError(f"{module_checks.module_label(module)} is not in this engine")
-            handle = entry[1]
-            self._compiler.remove(handle)
+            handle = self._modules.handle_of(module)
+            if handle is None:
+                raise KeyError(f"{module_label(module)} is not in this engine")
+            self._stack.top.remove(handle)
+            self._swap.forget(handle)
             self._constructed.discard(handle)
-            self._module_of.pop(handle, None)
-            self._views.pop(handle, None)
-            self._updates.discard(handle)
-            self._root.pop(handle, None)
-            for body, origin in list(self._origin.items()):
-                if origin is handle:
-                    self._compiler.remove(body)
-                    del self._origin[body]
-            module._owned = False
+            self._modules.release(module)
             self._reclaimer.poll()
 
     def add_object_file(self, obj_file: llvm.ObjectFileRef | str | bytes) -> None:
@@ -186,8 +157,12 @@ class ExecutionEngine(HotSwapMixin):
             else:
                 label, data = "object file", object_file_bytes(obj_file)
             handle = Handle(label)
-            self._compiler.add_object(handle, data)
+            self._add_object(handle, data)
             self._objects.append((handle, data))
+
+    def _add_object(self, handle: Handle, data: bytes) -> None:
+        obj = elf.ObjectFile(data, machine=self._stack.compile_layer.machine, name=handle.name)
+        self._stack.redirection.add(handle, obj)
 
     # -- finalization and lookup -------------------------------------------
 
@@ -195,7 +170,7 @@ class ExecutionEngine(HotSwapMixin):
         """Compile and link everything added so far."""
         with self._lock:
             self._check_open()
-            self._compiler.emit()
+            self._stack.top.emit()
 
     def get_function_address(self, name: str) -> int:
         """Callable address of ``name`` (finalizing first if needed), 0 if unknown."""
@@ -206,21 +181,24 @@ class ExecutionEngine(HotSwapMixin):
         return self._lookup(name)
 
     def _lookup(self, name: str) -> int:
+        if not isinstance(name, str):
+            raise TypeError(f"a symbol name must be a str, not {type(name).__name__}")
         with self._lock:
             self._check_open()
             mapped = self._mappings(name)
             if mapped is not None:
                 return mapped
-            if self._compiler.pending():
+            top = self._stack.top
+            if top.pending():
                 try:
-                    self._compiler.emit()
+                    top.emit()
                 except ExecutionEngineError:
                     # Another set failed to link: what was good still answers.
-                    address = self._compiler.find_symbol(name)
+                    address = top.find_symbol(name)
                     if address:
                         return address
                     raise
-            return self._compiler.find_symbol(name) or 0
+            return top.find_symbol(name) or 0
 
     def add_global_mapping(self, gv: llvm.ValueRef, addr: int) -> None:
         """Make references to global ``gv`` (of a module in this engine) resolve
@@ -233,7 +211,7 @@ class ExecutionEngine(HotSwapMixin):
                 raise TypeError(
                     f"add_global_mapping needs a global value, got {gv.value_kind.name} "
                     f"'{gv.name or str(gv).strip()[:80]}'")
-            if pointer_of(gv.module) not in self._modules:
+            if gv.module not in self._modules:
                 raise ValueError(
                     f"global '{gv.name}' belongs to module '{gv.module.name}', "
                     "which is not in this engine"
@@ -246,23 +224,118 @@ class ExecutionEngine(HotSwapMixin):
 
     def set_object_cache(self, notify_func: NotifyHook | None = None,
                          getbuffer_func: GetBufferHook | None = None) -> None:
-        """llvmlite's object-cache hooks (see :class:`IRCompileLayer`)."""
+        """llvmlite's object-cache hooks (see :class:`~.layers.ir_compile.IRCompileLayer`)."""
         with self._lock:
             self._check_open()
-            self._compiler.notify = notify_func
-            self._compiler.getbuffer = getbuffer_func
+            self._cache_hooks = (notify_func, getbuffer_func)
+            self._install_cache_hooks()
+
+    def _install_cache_hooks(self) -> None:
+        notify, getbuffer = self._cache_hooks
+        user = self._modules.user_reference
+        layer = self._stack.compile_layer
+        layer.notify = None if notify is None else lambda m, data: notify(user(m), data)
+        layer.getbuffer = None if getbuffer is None else lambda m: getbuffer(user(m))
+
+    # -- hot-swap --------------------------------------------------------------
+
+    def update_module(self, module: llvm.ModuleRef, *, reinitialize_globals: bool = False,
+                      replaces: llvm.ModuleRef | None = None) -> None:
+        """Swap in ``module``: every function it defines that the engine already
+        has is replaced (callers everywhere reach the new body when this
+        returns); new functions and globals are added; globals that already
+        exist keep their storage and current value, unless
+        ``reinitialize_globals``, which resets them to ``module``'s initial
+        values. Only ``module``'s code is compiled and linked.
+
+        Ownership of ``module`` moves to the engine as with :meth:`add_module`;
+        :meth:`remove_module` on it undoes the update (earlier definitions
+        become current again, unless they were freed). A set whose every
+        definition has been replaced by updates, and that defines no data or
+        constructors, is freed under the engine's reclamation rule.
+
+        ``replaces``: ``module`` is a new version of that module (say, the
+        same source file edited and parsed again). Then only the functions
+        whose IR changed, and new ones, are compiled; the rest keep running
+        from the earlier version, which therefore stays in the engine; and
+        internal (``static``) variables keep their storage and values too,
+        matched by name.
+
+        Raises :class:`SignatureMismatchError` naming the first function (or
+        global) whose type changed; then nothing changes.
+        """
+        with self._lock:
+            self._check_open()
+            self._swap.check_swappable()
+            self._check_new(module)
+            previous = None
+            if replaces is not None:
+                previous = self._modules.handle_of(replaces)
+                if previous is None:
+                    raise KeyError("the module to replace is not in this engine")
+            module_checks.check_module(module, self._target_machine,
+                                       verify=not self._options.lazy or previous is not None)
+            self._swap.check_types(module)
+            top = self._stack.top
+            if top.pending():
+                top.emit()
+            handle = Handle(f"update {module_label(module)}")
+            own = self._modules.add(module, handle)
+            try:
+                self._swap.update(handle, own, reinitialize_globals=reinitialize_globals,
+                                  previous=previous)
+            except BaseException:
+                self._modules.release(module)
+                raise
+            self._work.swapped()
+            self._reclaimer.poll()
+
+    def recompile_and_relink_function(self, fn: llvm.ValueRef | str, *,
+                                      opt_level: int | None = None) -> int:
+        """Recompile function ``fn`` (a ValueRef of a module in this engine, or
+        the name of a function the engine defines) from its module's current
+        IR, redirect every caller to the new body and return the body's
+        address.
+
+        With ``opt_level`` (0-3) the function is optimised by LLVM's standard
+        pipeline at that level and compiled at that code generation level
+        (tiering: add code at O0, recompile hot functions at O3). The body it
+        replaces is freed under the engine's reclamation rule. Internal
+        functions cannot be redirected (their callers call them directly).
+        """
+        with self._lock:
+            self._check_open()
+            self._swap.check_swappable()
+            top = self._stack.top
+            if top.pending():
+                top.emit()
+            address = self._swap.recompile(fn, opt_level)
+            self._work.swapped()
+            self._reclaimer.poll()
+            return address
+
+    def reclaim(self) -> int:
+        """Declare a quiescent point: no thread is running replaced code, so
+        every retired body is freed now. Returns how many sets were freed."""
+        with self._lock:
+            self._check_open()
+            return self._reclaimer.quiescent()
 
     # -- constructors ------------------------------------------------------
 
     def run_static_constructors(self) -> None:
         """Run the constructors of every module not yet constructed: ascending
-        priority, table order within a priority, modules in the order added."""
+        priority, table order within a priority, modules in the order added.
+        A lazily compiled constructor that cannot be compiled raises
+        :class:`LazyCompileError` before any constructor runs."""
         with self._lock:
             self._check_open()
-            self._compiler.emit()
-            handles = [h for _, h in self._modules.values() if h not in self._constructed]
-            entries = [e for h in handles for part in self._compiler.structor_handles(h)
-                       for e in self._redirection.structors_of(part)]
+            self._stack.top.emit()
+            handles = [h for _, h in self._modules.entries() if h not in self._constructed]
+            entries = self._structors(handles)
+            for _, structor, _ in entries:
+                if structor.kind == "ctor":
+                    self._compile_now(structor.symbol)
             self._constructed.update(handles)
         structors.run(entries, "ctor", self._call_void)
 
@@ -271,16 +344,17 @@ class ExecutionEngine(HotSwapMixin):
         within a priority."""
         with self._lock:
             self._check_open()
-            entries = [e for _, h in self._modules.values()
-                       for part in self._compiler.structor_handles(h)
-                       for e in self._redirection.structors_of(part)]
+            entries = self._structors([h for _, h in self._modules.entries()])
         structors.run(entries, "dtor", self._call_void)
 
+    def _structors(self, handles: list[Handle]) -> list[tuple[int, structors.Structor, int]]:
+        on_demand, redirection = self._stack.on_demand, self._stack.redirection
+        return [e for h in handles for part in on_demand.constructor_sets(h)
+                for e in redirection.structors_of(part)]
+
     def _call_void(self, address: int) -> None:
-        if self._executor.remote:
-            self._executor.call(address, [], None, running="a static constructor or destructor")
-        else:
-            self._executor.call(address, [], None)
+        self._stack.executor.call(address, [], None,
+                                  running="a static constructor or destructor")
 
     # -- misc MCJIT API ------------------------------------------------------
 
@@ -301,13 +375,12 @@ class ExecutionEngine(HotSwapMixin):
              restype: type[int] | type[float] | None = int) -> Any:
         """Call JIT'd ``function`` (a name or an address) with integer, pointer
         (as int) and float arguments; ``restype`` is ``int``, ``float`` or
-        ``None``. In a remote engine the call runs in the executor; if it
-        crashes there, :class:`~execution_engine.executors.remote.host.ExecutorCrashedError`
-        (or ``ExecutorExitedError``) is raised here."""
+        ``None``. A lazy function is compiled first (a failure raises
+        :class:`LazyCompileError` here). In a remote engine the call runs in
+        the executor; if it crashes there, :class:`ExecutorCrashedError` (or
+        ``ExecutorExitedError``) is raised here."""
         address, name = self._entry(function)
-        if self._executor.remote:
-            return self._executor.call(address, args, restype, running=name)
-        return self._executor.call(address, args, restype)
+        return self._stack.executor.call(address, args, restype, running=name)
 
     def run_main(self, argv: list[str], env: list[str] | None = None,
                  entry: str = "main") -> int:
@@ -316,62 +389,114 @@ class ExecutionEngine(HotSwapMixin):
         whose standard streams are this process's."""
         address, name = self._entry(entry)
         env = [f"{k}={v}" for k, v in os.environ.items()] if env is None else env
-        if self._executor.remote:
-            return int(self._executor.run_main(address, argv, env, running=name))
-        return int(self._executor.run_main(address, argv, env))
+        return int(self._stack.executor.run_main(address, argv, env, running=name))
 
     def read_memory(self, address: int, size: int) -> bytes:
         """``size`` bytes at ``address`` (in the executor, for remote engines)."""
         self._check_open()
-        return bytes(self._executor.read(address, size))
+        return bytes(self._stack.executor.read(address, size))
 
     def load_library(self, path: str) -> None:
         """Make a shared library's symbols available to JIT'd code (in the
         executor, for remote engines; again after a restart)."""
         with self._lock:
             self._check_open()
-            self._executor.load_library(path)
+            self._stack.executor.load_library(path)
             self._libraries.append(path)
 
     def restart_executor(self) -> None:
         """Start a fresh executor (after a crash, say) and add every module and
-        object again, in order; constructors may be run again. Only for remote
-        engines."""
+        object again, in order; constructors may be run again. Only for
+        engines whose executor can restart (``remote=True``)."""
         with self._lock:
             self._check_open()
-            if not self._executor.remote:
-                raise ExecutionEngineError("restart_executor() is for remote engines")
-            modules = list(self._modules.values())
-            updates, objects = set(self._updates), list(self._objects)
+            if not self._stack.executor.restartable:
+                raise ExecutionEngineError(
+                    "restart_executor() needs an executor that can be restarted "
+                    "(create the engine with remote=True)")
+            entries = self._modules.entries()
+            updates = {h for _, h in entries if self._swap.is_update(h)}
+            objects, self._objects = self._objects, []
             try:
-                self._executor.close()
+                self._stack.close()
             except ExecutionEngineError:
                 pass
-            self._build_stack()
-            self._modules.clear()
-            self._objects = []
+            self._build()
             for path in self._libraries:
-                self._executor.load_library(path)
-            for module, handle in modules:
+                self._stack.executor.load_library(path)
+            for module, handle in entries:
+                fresh = Handle(handle.name)
+                self._modules.rekey(handle, fresh)
                 if handle in updates:
-                    fresh = Handle(handle.name)
-                    self._compiler.add(fresh, module, keep_existing_data=True, replaceable=True)
-                    self._updates.add(fresh)
-                    self._register(module, fresh)
+                    self._stack.top.add(fresh, module,
+                                        AddOptions(keep_existing_data=True, replaceable=True))
+                    self._swap.mark_update(fresh)
                 else:
-                    self._add(module)
+                    self._stack.top.add(fresh, module)
             for handle, data in objects:
-                self._compiler.add_object(handle, data)
+                self._add_object(handle, data)
                 self._objects.append((handle, data))
-            self._compiler.emit()
+            self._stack.top.emit()
 
     def _entry(self, function: str | int) -> tuple[int, str]:
-        if isinstance(function, int):
+        if isinstance(function, int) and not isinstance(function, bool):
+            if not 0 < function < 1 << 64:
+                raise ValueError(f"cannot call address {function:#x}")
             return function, hex(function)
+        if not isinstance(function, str):
+            raise TypeError(f"a function is named by a str or given by its address, "
+                            f"not {function!r}")
         address = self.get_function_address(function)
         if not address:
             raise KeyError(f"the engine defines no function '{function}'")
+        self._compile_now(function)
         return address, function
+
+    def _compile_now(self, name: str) -> None:
+        """Compile lazily defined function ``name`` now, so that a failure raises
+        in the Python caller instead of stopping the process in JIT'd code."""
+        with self._lock:
+            self._check_open()
+            on_demand = self._stack.on_demand
+            home = on_demand.home(name)
+            if home is None:
+                return
+            try:
+                on_demand.materialize(name)
+            except ExecutionEngineError as exc:
+                raise LazyCompileError(name, home.name, str(exc)) from exc
+
+    # -- introspection ---------------------------------------------------------
+
+    def stats(self) -> EngineStats:
+        """A snapshot of what the engine holds and has done (see EngineStats)."""
+        with self._lock:
+            stack, work = self._stack, self._work
+            linker = stack.executor.linker
+            return EngineStats(
+                modules=len(self._modules), object_files=len(self._objects),
+                defined_symbols=len(stack.symbols), stubs=len(stack.stubs),
+                linked_sets=stack.redirection.linked_count(),
+                linked_resources=linker.resource_count, lljit_sessions=linker.session_count,
+                pending_sets=len(stack.top.pending()), retired_sets=len(self._reclaimer),
+                recompiled_bodies=self._swap.recompiled_bodies(), compiles=work.compiles,
+                compile_seconds=work.compile_seconds, object_bytes=work.object_bytes,
+                swaps=work.swaps)
+
+    def function_info(self, name: str) -> FunctionInfo | None:
+        """Where function ``name`` stands (stub, slot, body), or ``None`` if the
+        engine never defined or referred to it. Does not finalize."""
+        with self._lock:
+            self._check_open()
+            symbols = self._stack.symbols
+            current = symbols.current(name)
+            if not symbols.has_stub(name):
+                if current is None or not current.is_function:
+                    return None
+                return FunctionInfo(name, None, None, current.address)
+            stub = symbols.stub(name)
+            return FunctionInfo(name, stub.address, stub.slot,
+                                stub.target() if stub.is_bound() else None)
 
     # -- lifetime ------------------------------------------------------------
 
@@ -387,13 +512,8 @@ class ExecutionEngine(HotSwapMixin):
                 return
             self._closed = True
             self._reclaimer.quiescent()
-            self._executor.close()
-            self._stubs.close()
-            for module, _ in self._modules.values():
-                if not module.closed:
-                    module._owned = False
-                    module.close()
-            self._modules.clear()
+            self._stack.close()
+            self._modules.dispose_all()
             tm = self._target_machine
             with _tm_lock:
                 _tm_users[id(tm)] -= 1
@@ -423,26 +543,19 @@ class ExecutionEngine(HotSwapMixin):
             raise EngineClosedError("the execution engine is closed")
 
     def _on_unbound_stub(self, stub: Stub) -> int:
-        """A call reached a stub with no body: compile it lazily, or stop. In a
-        remote engine the error goes back to the executor, which stops itself;
-        in process there is no caller to raise to, so the process stops."""
+        """A call from JIT'd code reached a stub with no body: compile it lazily,
+        or let the executor stop (nothing can unwind through JIT'd frames)."""
         try:
             with self._lock:
-                address = None if self._closed else self._compiler.materialize(stub.name)
-            if not address:
-                raise ExecutionEngineError(
-                    f"call to function '{stub.name}', which is not linked (its module was "
-                    "removed or failed to link)")
-            return address
-        except Exception as exc:
-            if isinstance(exc, ExecutionEngineError) and "not linked" in str(exc):
-                message = str(exc)
-            else:
-                message = f"compiling function '{stub.name}' on its first call failed: {exc}"
-            if self._executor.remote:
-                raise ExecutionEngineError(message) from None
-            os.write(2, f"execution_engine: {message}; aborting\n".encode())
-            os.abort()
+                address = None if self._closed else self._stack.on_demand.materialize(stub.name)
+        except Exception as exc:  # noqa: BLE001 - reported by the executor
+            message = f"compiling function '{stub.name}' on its first call failed: {exc}"
+        else:
+            if address:
+                return address
+            message = (f"call to function '{stub.name}', which is not linked (its module was "
+                       "removed or failed to link)")
+        return self._stack.executor.unbound_failed(message)
 
 
 _GLOBAL_KINDS = {llvm.ValueKind.function, llvm.ValueKind.global_variable,
@@ -454,19 +567,13 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
     """Drop-in for ``llvmlite.binding.create_mcjit_compiler``.
 
     ``use_lmm`` is accepted for compatibility and ignored (the linker's own
-    memory manager is always used). ``options``: ``strict`` (raise on a
-    strong symbol defined again), ``redirection`` (``"stub"``: calls and
-    addresses go through a stub and its pointer slot, the default;
-    ``"single"``: calls load the slot themselves, addresses are stubs;
-    ``"none"``: bound directly as MCJIT does, no swapping),
-    ``grace_period`` (seconds before replaced code is freed, ``None`` for
-    explicit :meth:`ExecutionEngine.reclaim` only; see :mod:`.reclaim`),
-    ``lazy`` (compile each function on its first call; see
-    :mod:`.layers.compile_on_demand`) with ``partition`` (``"function"``: the
-    first call of f compiles f alone; ``"callees"``: f and the functions it
-    calls that are not compiled yet), ``remote`` (link and run the code in a
-    separate executor process; see :mod:`.remote.host`) with ``timeout``
-    (seconds a request to the executor may take).
+    memory manager is always used). ``options`` are
+    :class:`~.options.EngineOptions` fields as keywords: ``strict``,
+    ``redirection`` (``"stub"``, ``"single"``, ``"none"`` or a
+    :class:`~.policies.RedirectionPolicy`), ``grace_period``, ``lazy`` with
+    ``partition`` (``"function"``, ``"callees"``), ``compiler``, and
+    ``remote`` with ``timeout`` (or ``executor``), ``session_capacity``.
+    An unknown or bad option raises ``TypeError``/``ValueError`` naming it.
     """
     del use_lmm
     return ExecutionEngine(module, target_machine, **options)

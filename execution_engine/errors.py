@@ -77,3 +77,46 @@ class LinkError(ExecutionEngineError):
 
 class ProgramError(ExecutionEngineError):
     """A program cannot be loaded (missing file, bad IR); the message names the file."""
+
+
+class ExecutorError(ExecutionEngineError):
+    """The executor process is gone or did not answer."""
+
+
+class ExecutorCrashedError(ExecutorError):
+    """The executor was killed by a signal (``signal`` is its number)."""
+
+    def __init__(self, message: str, signal_number: int | None, running: str):
+        super().__init__(message)
+        self.signal = signal_number
+        self.running = running
+
+
+class ExecutorExitedError(ExecutorError):
+    """The executor exited (JIT'd code called ``exit``); ``status`` is its code."""
+
+    def __init__(self, message: str, status: int, running: str):
+        super().__init__(message)
+        self.status = status
+        self.running = running
+
+
+class ExecutorTimeoutError(ExecutorError):
+    """A request took longer than the session's timeout; the executor was killed.
+    ``running`` names what was running (empty if nothing was)."""
+
+    def __init__(self, message: str, running: str = ""):
+        super().__init__(message)
+        self.running = running
+
+
+class LazyCompileError(ExecutionEngineError):
+    """A lazily compiled function could not be compiled or linked on its first
+    call. ``function`` and ``module`` name it; the cause is chained."""
+
+    def __init__(self, function: str, module: str, reason: str):
+        self.function = function
+        self.module = module
+        self.reason = reason
+        super().__init__(f"compiling function '{function}' of {module} on its first call "
+                         f"failed: {reason}")

@@ -4,23 +4,45 @@ calling JIT'd code, and direct construction of the layer stack."""
 from __future__ import annotations
 
 import ctypes
+import re
 import textwrap
 
 import llvmlite.binding as llvm
 import pytest
 
+from execution_engine import InProcessCompiler
 from execution_engine.layers.base import Handle
 from execution_engine.layers.ir_compile import IRCompileLayer
 from execution_engine.layers.object_linking import ObjectLinkingLayer
-from execution_engine.layers.redirection import ObjectUnit, RedirectionLayer
+from execution_engine.layers.redirection import RedirectionLayer
 from execution_engine.linking.resolver import GlobalMappings, ProcessResolver
 from execution_engine.linking.symbols import SymbolTable
 from execution_engine.native import elf
 from execution_engine.native.stubs import StubManager
+from execution_engine.policies import redirection_policy
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
 llvm.initialize_native_asmparser()
+
+
+_SHARED_PREFIX = re.compile(r"^__ee\.h\d+\.")
+
+
+class RecordingCompiler(InProcessCompiler):
+    """A compile backend (``compiler=`` option) that compiles in process and
+    records, per compile, the functions the module defines (shared-local
+    prefixes stripped) and the module's text."""
+
+    def __init__(self) -> None:
+        self.log: list[list[str]] = []
+        self.texts: list[str] = []
+
+    def compile(self, module, target_machine, *, label):
+        self.log.append([_SHARED_PREFIX.sub("", f.name) for f in module.functions
+                         if not f.is_declaration])
+        self.texts.append(str(module))
+        return super().compile(module, target_machine, label=label)
 
 
 def make_tm(opt: int = 2) -> llvm.TargetMachine:
@@ -88,7 +110,8 @@ class Stack:
         self.mappings = GlobalMappings()
         self.linker = ObjectLinkingLayer(_SHARED_TM, session_capacity=session_capacity)
         self.redirection = RedirectionLayer(self.linker, self.symbols, self.mappings,
-                                            ProcessResolver(), policy=policy)
+                                            ProcessResolver(),
+                                            policy=redirection_policy(policy))
         self.compiler = IRCompileLayer(_SHARED_TM, self.redirection)
 
     def _unbound(self, stub) -> int:  # pragma: no cover - a test bug if reached
@@ -97,8 +120,9 @@ class Stack:
     def add_ir(self, *texts: str) -> list[Handle]:
         """Link the modules as one batch through the redirection layer."""
         handles = [Handle(f"m{i}") for i in range(len(texts))]
-        self.redirection.add([ObjectUnit(h, parse_object(t, h.name))
-                              for h, t in zip(handles, texts, strict=True)])
+        for handle, text in zip(handles, texts, strict=True):
+            self.redirection.add(handle, parse_object(text, handle.name))
+        self.redirection.emit(handles)
         return handles
 
     def fn(self, name: str, restype=ctypes.c_int64, *argtypes):

@@ -58,7 +58,9 @@ def calls(name: str, callee: str) -> str:
 
 def slot_target(engine: ExecutionEngine, name: str) -> int:
     """The body the function's pointer slot currently holds."""
-    return engine._symbols.stub(name).target()
+    info = engine.function_info(name)
+    assert info is not None and info.body is not None
+    return info.body
 
 
 # -- update_module ---------------------------------------------------------------
@@ -485,16 +487,16 @@ def test_redirection_none_refuses_swaps(make_engine):
 def test_many_recompiles_stay_bounded(make_engine, policy):
     engine, _ = make_engine(PROGRAM, policy=policy, grace_period=0, session_capacity=8)
     sum_ = fn(engine, "sum", I64)
-    stubs = len(engine._stubs)
+    stubs = engine.stats().stubs
     max_sessions = max_retired = 0
     for _ in range(200):
         engine.recompile_and_relink_function("sum")
-        max_sessions = max(max_sessions, engine._linker.session_count)
-        max_retired = max(max_retired, len(engine._reclaimer))
+        max_sessions = max(max_sessions, engine.stats().lljit_sessions)
+        max_retired = max(max_retired, engine.stats().retired_sets)
     # 200 links at 8 per session: without disposal there would be 25 sessions.
     assert max_sessions <= 3
     assert max_retired <= 1
-    assert len(engine._stubs) == stubs
+    assert engine.stats().stubs == stubs
     assert sum_(101) == 5050
 
 
@@ -505,11 +507,11 @@ def test_grace_none_frees_only_at_reclaim(make_engine, policy):
     bodies = [engine.recompile_and_relink_function("sum") for _ in range(5)]
     # The original module's body stays (add_module'd sets are freed by remove_module
     # only); the first four recompiled bodies are retired.
-    assert len(engine._reclaimer) == 4
+    assert engine.stats().retired_sets == 4
     for body in bodies:
         assert cfunc(body, I64, I64)(101) == 5050  # retired, not freed: still runnable
     assert engine.reclaim() == 4
-    assert len(engine._reclaimer) == 0
+    assert engine.stats().retired_sets == 0
     assert engine.reclaim() == 0
     assert sum_(101) == 5050
 
@@ -517,14 +519,14 @@ def test_grace_none_frees_only_at_reclaim(make_engine, policy):
 @SWAPPABLE
 def test_default_grace_retires_then_frees(make_engine, policy):
     engine, _ = make_engine(PROGRAM, policy=policy)
-    assert engine._reclaimer.grace_period == 1.0
+    assert engine.options.grace_period == 1.0
     sum_ = fn(engine, "sum", I64)
     bodies = [engine.recompile_and_relink_function("sum") for _ in range(3)]
-    assert len(engine._reclaimer) == 2  # not freed at once
+    assert engine.stats().retired_sets == 2  # not freed at once
     assert cfunc(bodies[0], I64, I64)(101) == 5050
     time.sleep(1.1)
     engine.recompile_and_relink_function("sum")  # a reclamation point past the grace
-    assert len(engine._reclaimer) == 1  # only the body replaced just now
+    assert engine.stats().retired_sets == 1  # only the body replaced just now
     assert sum_(101) == 5050
 
 

@@ -9,8 +9,8 @@ import pytest
 from conftest import i64_at, parse_ir
 
 from execution_engine import InvalidObjectError, UnresolvedSymbolError
-from execution_engine.native import elf
 from execution_engine.layers.base import Handle
+from execution_engine.native import elf
 
 I64 = ctypes.c_int64
 

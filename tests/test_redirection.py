@@ -99,7 +99,7 @@ def test_data_cycle_links_as_one_group(stack, monkeypatch):
     assert stack.redirection.find_symbol("a") is None and read_a() == 5
     assert is_mapped(storage)
     stack.redirection.remove(hb)
-    assert stack.symbols.names() == []
+    assert len(stack.symbols) == 0
     assert not is_mapped(storage)
 
 

@@ -14,9 +14,9 @@ import textwrap
 import time
 
 import pytest
-from conftest import is_mapped, make_tm, parse_ir
+from conftest import RecordingCompiler, is_mapped, make_tm, parse_ir
 
-from execution_engine import ExecutionEngineError, create_mcjit_compiler
+from execution_engine import ExecutionEngineError, LazyCompileError, create_mcjit_compiler
 from execution_engine.executors.remote.host import (
     ExecutorCrashedError,
     ExecutorError,
@@ -64,12 +64,12 @@ def remote():
         engine.close()
 
 
-def session(engine):
-    return engine._executor.session
+def executor_pid(engine) -> int:
+    return engine.executor.pid
 
 
 def executor_maps(engine) -> list[tuple[int, int]]:
-    with open(f"/proc/{session(engine).pid}/maps") as f:
+    with open(f"/proc/{executor_pid(engine)}/maps") as f:
         return [tuple(int(x, 16) for x in line.split()[0].split("-")) for line in f]
 
 
@@ -87,10 +87,9 @@ def read_i64(engine, name: str) -> int:
     return i64(engine.read_memory(address, 8))
 
 
-def assert_gone(process) -> None:
-    """The executor process has exited and was reaped."""
-    assert process.poll() is not None
-    assert not executor_alive(process.pid)
+def assert_gone(pid: int) -> None:
+    """The executor process has exited and was reaped (no zombie left)."""
+    assert not os.path.exists(f"/proc/{pid}")
 
 
 def executor_alive(pid: int) -> bool:
@@ -294,7 +293,7 @@ def check_restart(engine, old_pid: int) -> None:
     with pytest.raises(ExecutorError):  # the dead executor stays dead until restarted
         engine.call("answer")
     engine.restart_executor()
-    assert session(engine).pid != old_pid
+    assert executor_pid(engine) != old_pid
     assert engine.call("answer") == 42
     assert engine.call("answer") == 42
 
@@ -302,35 +301,35 @@ def check_restart(engine, old_pid: int) -> None:
 def test_null_dereference_raises_crashed_with_sigsegv(remote):
     engine = remote(CRASHY, libc=True)
     assert engine.call("answer") == 42
-    pid, process = session(engine).pid, session(engine).process
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorCrashedError) as info:
         engine.call("crash_null")
     assert info.value.signal == 11
     assert info.value.running == "crash_null"
     assert "crash_null" in str(info.value) and "11" in str(info.value)
-    assert_gone(process)
+    assert_gone(pid)
     check_restart(engine, pid)
 
 
 def test_abort_raises_crashed_with_sigabrt(remote):
     engine = remote(CRASHY, libc=True)
-    pid, process = session(engine).pid, session(engine).process
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorCrashedError) as info:
         engine.call("do_abort")
     assert info.value.signal == 6
     assert "do_abort" in str(info.value)
-    assert_gone(process)
+    assert_gone(pid)
     check_restart(engine, pid)
 
 
 def test_exit_in_jitted_code_raises_exited_with_status(remote):
     engine = remote(CRASHY, libc=True)
-    pid, process = session(engine).pid, session(engine).process
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorExitedError) as info:
         engine.call("do_exit")
     assert info.value.status == 3
     assert "do_exit" in str(info.value) and "3" in str(info.value)
-    assert_gone(process)
+    assert_gone(pid)
     check_restart(engine, pid)
 
 
@@ -338,29 +337,29 @@ def test_infinite_loop_with_timeout_kills_the_executor(remote):
     """Whatever the error's class, the executor is killed and can be replaced."""
     engine = remote(CRASHY, libc=True, timeout=2)
     assert engine.call("answer") == 42
-    pid, process = session(engine).pid, session(engine).process
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorError):
         engine.call("spin")
-    assert_gone(process)
+    assert_gone(pid)
     check_restart(engine, pid)
 
 
 def test_infinite_loop_with_timeout_raises_timeout_error(remote):
     engine = remote(CRASHY, libc=True, timeout=2)
     assert engine.call("answer") == 42
-    process = session(engine).process
+    pid = executor_pid(engine)
     start = time.monotonic()
     with pytest.raises(ExecutorTimeoutError) as info:
         engine.call("spin")
     elapsed = time.monotonic() - start
-    assert "spin" in str(info.value)
+    assert "spin" in str(info.value) and info.value.running == "spin"
     assert elapsed < 2 + 4, elapsed
-    assert_gone(process)
+    assert_gone(pid)
 
 
 def test_read_memory_of_an_unmapped_address_is_isolated(remote):
     engine = remote(CRASHY, libc=True)
-    pid = session(engine).pid
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorError):
         engine.read_memory(8, 8)
     check_restart(engine, pid)
@@ -376,7 +375,7 @@ def test_crash_in_run_main_names_main(remote):
           ret i64 42
         }
     """)
-    pid = session(engine).pid
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorCrashedError) as info:
         engine.run_main(["prog"], [])
     assert info.value.signal == 11 and "main" in str(info.value)
@@ -392,7 +391,7 @@ def test_crash_restart_stress(remote):
     answers = []
     start = time.perf_counter()
     for _ in range(100):
-        pids.add(session(engine).pid)
+        pids.add(executor_pid(engine))
         with pytest.raises(ExecutorCrashedError) as info:
             engine.call("crash_null")
         assert info.value.signal == 11
@@ -470,7 +469,7 @@ def test_recompile_and_relink_function(remote, opt_level):
     engine = remote(SWAP_V1)
     stub = engine.get_function_address("bump")
     assert engine.call("bump") == 6
-    old_body = engine._symbols.current("bump").address
+    old_body = engine.function_info("bump").body
     body = engine.recompile_and_relink_function("bump", opt_level=opt_level)
     assert body and body != old_body
     assert mapped_in_executor(engine, body) and not is_mapped(body)
@@ -492,18 +491,18 @@ def test_remove_module(remote):
     extra = engine.get_function_address("extra")
     assert engine.call("extra", 5) == 15
     assert read_i64(engine, "extra_data") == 77
-    module = next(m for m, _ in engine._modules.values() if m.name == "m1")
+    module = next(m for m in engine._modules if m.name == "m1")
     engine.remove_module(module)
     assert engine.get_function_address("extra") == 0
     assert engine.get_global_value_address("extra_data") == 0
     assert engine.call("bump") == 6  # the rest is untouched
     # Calling the removed function's stale address stops the executor only.
-    pid = session(engine).pid
+    pid = executor_pid(engine)
     with pytest.raises(ExecutorCrashedError) as info:
         engine.call(extra, 5)
     assert info.value.signal == 6
     engine.restart_executor()
-    assert session(engine).pid != pid
+    assert executor_pid(engine) != pid
     assert engine.get_function_address("extra") == 0
     assert engine.call("bump") == 6
     module.close()
@@ -536,22 +535,15 @@ define i64 @bad(i64 %x) {
 """
 
 
-def count_compiles(engine) -> list[list[str]]:
-    log: list[list[str]] = []
-    compile_ = engine._ir.compile
-
-    def recording(module, target_machine=None, **options):
-        log.append(sorted(f.name.rsplit(".", 1)[-1] for f in module.functions
-                          if not f.is_declaration))
-        return compile_(module, target_machine, **options)
-
-    engine._ir.compile = recording
-    return log
+def lazy_with_log(remote, text: str = LAZY) -> tuple[object, list[list[str]]]:
+    """A remote lazy engine and the log of what it compiles (per compile, the
+    functions defined, shared-local prefixes stripped)."""
+    recorder = RecordingCompiler()
+    return remote(text, lazy=True, compiler=recorder), recorder.log
 
 
 def test_lazy_compiles_on_first_call_in_the_executor(remote):
-    engine = remote(LAZY, lazy=True)
-    log = count_compiles(engine)
+    engine, log = lazy_with_log(remote)
     f = engine.get_function_address("f")
     assert f and mapped_in_executor(engine, f)
     engine.finalize_object()
@@ -566,8 +558,7 @@ def test_lazy_compiles_on_first_call_in_the_executor(remote):
 
 
 def test_lazy_function_pointer_identity(remote):
-    engine = remote(LAZY, lazy=True)
-    log = count_compiles(engine)
+    engine, log = lazy_with_log(remote)
     before = engine.get_function_address("self")
     assert log == []
     assert engine.call("self") == before
@@ -575,19 +566,39 @@ def test_lazy_function_pointer_identity(remote):
     assert engine.get_function_address("self") == before
 
 
-def test_lazy_link_failure_aborts_the_executor_only(remote):
+def test_lazy_link_failure_called_from_python_raises_here(remote):
     engine = remote(LAZY, lazy=True)
     assert engine.call("f", 2) == 5
-    pid = session(engine).pid
-    with pytest.raises(ExecutorCrashedError) as info:
+    pid = executor_pid(engine)
+    with pytest.raises(LazyCompileError) as info:
         engine.call("bad", 1)
+    assert info.value.function == "bad" and info.value.module == "module 'm0'"
+    assert "no_such_symbol_anywhere" in info.value.reason
+    assert executor_pid(engine) == pid and engine.call("f", 3) == 10  # nothing was lost
+
+
+def test_lazy_link_failure_in_jitted_code_stops_the_executor_only(remote):
+    engine, log = lazy_with_log(remote, LAZY + CALLS_BAD)
+    assert engine.call("f", 2) == 5
+    pid = executor_pid(engine)
+    with pytest.raises(ExecutorCrashedError) as info:
+        engine.call("calls_bad", 1)
     assert info.value.signal == 6
-    assert "bad" in str(info.value)
+    # The host's error carries the reason, not only the signal.
+    assert "'bad'" in str(info.value) and "no_such_symbol_anywhere" in str(info.value)
     engine.restart_executor()
-    assert session(engine).pid != pid
-    log = count_compiles(engine)
+    assert executor_pid(engine) != pid
+    compiled = len(log)
     assert engine.call("f", 4) == 17  # compiled lazily again in the new executor
-    assert log
+    assert len(log) > compiled
+
+
+CALLS_BAD = r"""
+define i64 @calls_bad(i64 %x) {
+  %r = call i64 @bad(i64 %x)
+  ret i64 %r
+}
+"""
 
 
 
@@ -726,7 +737,7 @@ if LOAD_LIBC:
     engine.load_library(ctypes.util.find_library("c"))
 print("host: before", flush=True)
 assert engine.call("hi") >= 0
-pid = engine._executor.session.pid if REMOTE else None
+pid = engine.executor.pid if REMOTE else None
 print("host: after", pid, os.getpid(), flush=True)
 if CLOSE:
     engine.close()
@@ -789,9 +800,9 @@ def test_restart_executor_needs_a_remote_engine(tm):
 def test_closing_stops_the_executor(remote):
     engine = remote(BASIC)
     assert engine.call("add", 1, 1) == 2
-    process = session(engine).process
+    pid, process = executor_pid(engine), engine.executor.session.process
     engine.close()
-    assert_gone(process)
+    assert_gone(pid)
     assert process.returncode == 0
 
 
@@ -807,7 +818,7 @@ def test_executor_leaves_quietly_when_the_host_dies():
         module = llvm.parse_assembly("define i64 @f() {\\n  ret i64 7\\n}")
         engine = execution_engine.create_mcjit_compiler(
             module, llvm.Target.from_default_triple().create_target_machine(), remote=True)
-        print(engine.call("f"), engine._executor.session.pid, flush=True)
+        print(engine.call("f"), engine.executor.pid, flush=True)
         os._exit(0)
     """)
     env = dict(os.environ)

@@ -155,7 +155,7 @@ define i64 @u{k}() {{
             go.clear()
             for p in parked:
                 p.wait()
-            retired_at_pause.append(len(engine._reclaimer))
+            retired_at_pause.append(engine.stats().retired_sets)
             reclaimed.append(engine.reclaim())
             go.set()
     swap_seconds = time.monotonic() - start
@@ -181,8 +181,8 @@ define i64 @u{k}() {{
         "errors": errors,
         "reclaimed": reclaimed,
         "retired_at_pause": retired_at_pause,
-        "retired_at_end": len(engine._reclaimer),
-        "sessions": engine._linker.session_count,
+        "retired_at_end": engine.stats().retired_sets,
+        "sessions": engine.stats().lljit_sessions,
         "swap_seconds": round(swap_seconds, 2),
     }))
     engine.close()

@@ -81,7 +81,7 @@ def test_removal_only_touches_named_symbols(table):
     table.define(h.defn("g"))
     table.remove_handle(h, ["f"])
     assert current(table, "f") is None and current(table, "g") == "a"
-    assert table.names() == ["g"]
+    assert len(table) == 1
 
 
 def test_strict_mode_raises_on_second_strong(stubs):

@@ -76,7 +76,7 @@ def _child(policy: str) -> None:  # pragma: no cover - runs in the child
         module(version(0) + "define i64 @g() {\n  %r = call i64 @f()\n  ret i64 %r\n}\n",
                "base"), tm, redirection=policy, grace_period=0)
     stubs = [engine.get_function_address("f"), engine.get_function_address("g")]
-    slot = engine._symbols.stub("f").slot
+    slot = engine.function_info("f").slot
     handed_out = list(stubs)
     f = ctypes.CFUNCTYPE(ctypes.c_int64)(stubs[0])
     g = ctypes.CFUNCTYPE(ctypes.c_int64)(stubs[1])
@@ -116,7 +116,7 @@ def _child(policy: str) -> None:  # pragma: no cover - runs in the child
                 inside_rwx.extend(f"{a:#x} in {line}" for a in addresses if lo <= a < hi)
     stop.set()
     thread.join()
-    body = engine._symbols.stub("f").target()
+    body = engine.function_info("f").body
     maps = mappings()
     print(json.dumps({
         "baseline": sorted(baseline),

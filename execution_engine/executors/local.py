@@ -1,32 +1,20 @@
-"""Where JIT'd code lives and runs: in this process.
-
-An *executor* owns the memory code is linked into and runs code. The engine
-composes its layers on top of one: :class:`LocalExecutor` (this process, the
-default) or :class:`~execution_engine.executors.remote.host.RemoteExecutor` (a
-separate process). Both offer the same members:
-
-* ``linker``: an ObjectLinkingLayer-shaped object (``add``/``remove``/
-  ``find_symbol``/``find_symbol_in``/``copy``/``close``);
-* ``stub_manager(on_unbound)``: a StubManager-shaped object;
-* ``resolve_process(name)``: the executor process's symbols;
-* ``call(address, args, restype)`` and ``run_main(address, argv, env)``;
-* ``read(address, size)``; ``close()``.
-"""
+"""The in-process executor: JIT'd code is linked into and runs in this process
+(see :mod:`.base` for the protocol)."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import llvmlite.binding as llvm
 
 from ..layers.object_linking import ObjectLinkingLayer
 from ..linking.resolver import ProcessResolver
 from ..native.stubs import Stub, StubManager
-
-ScalarType = type[int] | type[float] | None
+from .base import ScalarType
 
 
 def c_signature(args: Sequence[Any], restype: ScalarType) -> Any:
@@ -59,9 +47,13 @@ def run_main_in_process(address: int, argv: Sequence[str], env: Sequence[str]) -
 
 
 class LocalExecutor:
-    """Links and runs code in this process."""
+    """Links and runs code in this process. ``close()`` frees every linked resource."""
 
-    remote = False
+    restartable = False
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
 
     def __init__(self, target_machine: llvm.TargetMachine, *, session_capacity: int = 256):
         self.linker = ObjectLinkingLayer(target_machine, session_capacity=session_capacity)
@@ -70,10 +62,12 @@ class LocalExecutor:
     def stub_manager(self, on_unbound: Callable[[Stub], int]) -> StubManager:
         return StubManager(on_unbound)
 
-    def call(self, address: int, args: Sequence[Any], restype: ScalarType) -> Any:
+    def call(self, address: int, args: Sequence[Any], restype: ScalarType, *,
+             running: str = "") -> Any:
         return call_in_process(address, args, restype)
 
-    def run_main(self, address: int, argv: Sequence[str], env: Sequence[str]) -> int:
+    def run_main(self, address: int, argv: Sequence[str], env: Sequence[str], *,
+                 running: str = "main") -> int:
         return run_main_in_process(address, argv, env)
 
     def read(self, address: int, size: int) -> bytes:
@@ -82,5 +76,25 @@ class LocalExecutor:
     def load_library(self, path: str) -> None:
         llvm.load_library_permanently(path)
 
+    def unbound_failed(self, message: str) -> NoReturn:
+        """No Python frame can catch this (the caller is JIT'd code): stop the process."""
+        os.write(2, f"execution_engine: {message}; aborting\n".encode())
+        os.abort()
+
     def close(self) -> None:
         self.linker.close()
+
+
+@dataclass(frozen=True)
+class LocalExecutorSpec:
+    """Run code in this process; LLJIT sessions hold ``session_capacity`` links each."""
+
+    session_capacity: int = 256
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.session_capacity, int) or self.session_capacity < 1:
+            raise ValueError(f"session_capacity must be a positive int, not "
+                             f"{self.session_capacity!r}")
+
+    def create(self, target_machine: llvm.TargetMachine) -> LocalExecutor:
+        return LocalExecutor(target_machine, session_capacity=self.session_capacity)

@@ -7,9 +7,6 @@ inside code generation. These checks raise instead, naming the module.
 
 from __future__ import annotations
 
-import ctypes
-from typing import Any
-
 import llvmlite.binding as llvm
 
 from ..errors import InvalidModuleError, TargetMismatchError
@@ -79,10 +76,3 @@ def check_not_owned(module: llvm.ModuleRef) -> None:
     if getattr(module, "_owned", False):
         raise ValueError(f"{module_label(module)} is owned by another engine; "
                          "remove it from that engine first")
-
-
-def pointer_of(ref: Any) -> int:
-    ptr = getattr(ref, "_ptr", None)
-    if ptr is None:
-        raise ValueError(f"{type(ref).__name__} is closed")
-    return ctypes.cast(ptr, ctypes.c_void_p).value or 0

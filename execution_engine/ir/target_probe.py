@@ -1,4 +1,5 @@
-"""What a TargetMachine was configured with, found by compiling a probe.
+"""Facts about a TargetMachine: its ELF machine, and what it was configured
+with (relocation and code model), found by compiling a probe.
 
 llvmlite does not expose a target machine's relocation or code model. The
 engine needs both: position-independent code binds calls between
@@ -37,13 +38,18 @@ class TargetTraits:
         return "pic" if self.pic else "static"
 
 
+def machine_of(target_machine: llvm.TargetMachine) -> int:
+    """The ELF machine (``e_machine``) of the objects ``target_machine`` emits."""
+    arch = target_machine.triple.split("-", 1)[0]
+    return elf.EM_AARCH64 if arch in ("aarch64", "arm64") else elf.EM_X86_64
+
+
 def traits(target_machine: llvm.TargetMachine) -> TargetTraits:
     """Relocation and code model of ``target_machine`` (costs one small compile)."""
     module = llvm.parse_assembly(_PROBE)
     module.triple = target_machine.triple
     module.data_layout = str(target_machine.target_data)
-    machine = elf.EM_AARCH64 if target_machine.triple.startswith("aarch64") else elf.EM_X86_64
-    obj = elf.ObjectFile(target_machine.emit_object(module), machine=machine)
+    obj = elf.ObjectFile(target_machine.emit_object(module), machine=machine_of(target_machine))
     names = {s.name for s in obj.sections}
     large = ".ltext" in names
     # Static code refers to 'callee' by symbol; PIC code through a local alias.

@@ -1,9 +1,14 @@
-"""What every layer shares: the handle that names one added set."""
+"""What every layer shares: the handle that names one added set, the options
+it was added with, and the interface every layer offers."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+import llvmlite.binding as llvm
 
 _ids = itertools.count(1)
 
@@ -13,6 +18,7 @@ class Handle:
 
     Every layer keys its own state for the set by the handle; removing the
     handle from the top layer removes that state from every layer below.
+    Handles are ordered by creation (``id``): a later add has a larger id.
     """
 
     __slots__ = ("id", "name", "__weakref__")
@@ -25,23 +31,70 @@ class Handle:
         return f"<Handle {self.id} {self.name!r}>"
 
 
+@dataclass(frozen=True)
+class AddOptions:
+    """How a set joins the engine (the same for every layer it passes).
+
+    ``keep_existing_data``: data the engine already defines keeps its storage
+    (update semantics). ``reinitialize_data``: such kept storage takes this
+    set's initial values. ``replaceable``: the set is freed (under the
+    reclamation rule) once nothing it defines is current. ``owned``: the
+    module is the engine's own (a partition it cut): it may be compiled in
+    place and is closed by whoever created it. ``eager``: compile when
+    emitted even in a lazy stack (a swap needs its body now).
+    ``target_machine``: code generation for this set only (another
+    optimisation level). ``source``: the module the user added, which
+    object-cache hooks receive when a layer above compiles a rewritten copy.
+    """
+
+    keep_existing_data: bool = False
+    reinitialize_data: bool = False
+    replaceable: bool = False
+    owned: bool = False
+    eager: bool = False
+    target_machine: llvm.TargetMachine | None = None
+    source: llvm.ModuleRef | None = None
+
+
+DEFAULT = AddOptions()
+
+
 class Layer(Protocol):
-    """The uniform interface of every layer."""
+    """The uniform interface of every layer (the ORC ``Layer`` shape).
+
+    ``add`` queues a set (a module, an object, a deferred module: whatever
+    the layer takes); ``emit`` compiles and links queued sets (``None``: all,
+    in this layer and below); a set that fails stays queued and the first
+    error is raised after the others are linked.
+    """
+
+    def add(self, handle: Handle, unit: Any, options: AddOptions = DEFAULT) -> Handle:
+        """Queue ``unit`` as the set ``handle``; nothing is compiled yet."""
+
+    def emit(self, handles: Iterable[Handle] | None = None) -> None:
+        """Compile and link the given queued sets (all if ``None``)."""
 
     def remove(self, handle: Handle) -> None:
         """Free every byte the set owns; its symbols become undefined."""
 
+    def is_pending(self, handle: Handle) -> bool:
+        """Whether the set is queued here or below and not linked yet."""
+
+    def pending(self) -> list[Handle]:
+        """Every queued set, here and below."""
+
     def find_symbol(self, name: str) -> int | None:
-        """Finalize what must be, return a callable address or ``None``."""
+        """A callable address for ``name`` or ``None``."""
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         """Like :meth:`find_symbol`, restricted to one set."""
 
 
-def add_and_emit(layer: Any, handle: Handle, module: Any, **options: Any) -> Handle:
+def add_and_emit(layer: Layer, handle: Handle, unit: Any,
+                 options: AddOptions = DEFAULT) -> Handle:
     """``layer.add`` then ``layer.emit`` of that one set; if either fails the
     set is removed again (nothing changes) and the error raised."""
-    layer.add(handle, module, **options)
+    layer.add(handle, unit, options)
     try:
         layer.emit([handle])
     except BaseException:

@@ -1,7 +1,7 @@
 """CompileOnDemandLayer: modules in, functions compiled on their first call.
 
-Eager (``lazy=False``) the layer passes whole modules to the IRCompileLayer:
-MCJIT behaviour. Lazy, adding a module compiles nothing and walks nothing:
+The top of a lazy engine's stack (eager engines have none). Adding a module
+compiles nothing and walks nothing:
 
 * the module's variables form one *globals partition*, held by the
   LazyEmitLayer until the first symbol of the module is needed, then
@@ -24,7 +24,13 @@ Varargs functions are forwarded (the resolver preserves ``al`` and the
 stack).
 
 When several modules define a function, the most recently added one wins,
-compiled or not; removing it brings back the one before.
+compiled or not; removing it brings back the one before. A set added with
+``AddOptions.eager`` (a swapped body) goes straight down.
+
+Besides the :class:`~.base.Layer` interface the layer answers the engine's
+on-demand questions (:class:`OnDemand`): what a reference to a lazy symbol
+resolves to, compiling a function whose stub was called, which sets hold a
+module's constructors; :data:`EAGER` answers them for eager stacks.
 
 Thread-safety: the engine serialises calls (materialization runs under the
 engine's lock, so concurrent first calls compile a function exactly once).
@@ -34,23 +40,20 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import llvmlite.binding as llvm
 
-from ..errors import DuplicateSymbolError, InvalidModuleError
+from ..errors import DuplicateSymbolError
 from ..ir.extract import ExtractionError, ModuleView, unquote
-from ..linking.symbols import Definition, SymbolTable
-from .base import Handle, add_and_emit
-from .ir_compile import IRCompileLayer
-from .lazy_emit import LazyEmitLayer
-
-# "function": the first call of f compiles f alone; "callees": f and the
-# functions it calls that are not compiled yet, in one partition (fewer,
-# larger compiles when most code runs; more compiled than strictly needed).
-PARTITION_POLICIES = ("function", "callees")
+from ..ir.linkage import is_local, is_weak, shared_prefix
+from ..ir.parse import parse_partition
+from ..linking.symbols import Definition, SymbolTable, conflicts, winner
+from ..policies import FUNCTION, PartitionPolicy
+from .base import DEFAULT, AddOptions, Handle, Layer, add_and_emit
+from .lazy_emit import DeferredModule, LazyEmitLayer
 
 _WIDE_VECTOR = re.compile(r"<\s*(\d+)\s*x\s*(i\d+|half|bfloat|float|double|ptr)\s*>")
 _BITS = {"half": 16, "bfloat": 16, "float": 32, "double": 64, "ptr": 64}
@@ -67,7 +70,7 @@ class _Source:
     module: llvm.ModuleRef
     view: ModuleView
     globals_handle: Handle
-    options: dict[str, Any]
+    options: AddOptions
     partitions: list[Handle] = field(default_factory=list)
     compiled: set[str] = field(default_factory=set)
     claimed: set[str] = field(default_factory=set)  # names an update took over
@@ -76,21 +79,60 @@ class _Source:
     aliases: list[str] = field(default_factory=list)
 
 
-_WEAK = (llvm.Linkage.weak_any, llvm.Linkage.weak_odr, llvm.Linkage.linkonce_any,
-         llvm.Linkage.linkonce_odr, llvm.Linkage.common)
+class OnDemand(Protocol):
+    """What the engine asks the top of its stack about code not compiled yet."""
+
+    def resolve(self, name: str) -> int | None:
+        """What a reference to a lazily defined ``name`` resolves to, if any."""
+
+    def materialize(self, name: str) -> int | None:
+        """Compile function ``name`` now; the address calls continue at, or None."""
+
+    def constructor_sets(self, handle: Handle) -> list[Handle]:
+        """The sets holding the constructor tables of module set ``handle``."""
+
+    def owner(self, handle: Handle) -> Handle:
+        """The module set a partition belongs to (``handle`` itself otherwise)."""
+
+    def home(self, name: str) -> Handle | None:
+        """The lazy module set whose definition of function ``name`` wins."""
+
+    def is_lazy(self, handle: Handle) -> bool:
+        """Whether module set ``handle`` is compiled on demand."""
+
+
+class _Eager:
+    """:class:`OnDemand` for eager stacks: nothing is ever pending compilation."""
+
+    def resolve(self, name: str) -> int | None:
+        return None
+
+    def materialize(self, name: str) -> int | None:
+        return None
+
+    def constructor_sets(self, handle: Handle) -> list[Handle]:
+        return [handle]
+
+    def owner(self, handle: Handle) -> Handle:
+        return handle
+
+    def home(self, name: str) -> Handle | None:
+        return None
+
+    def is_lazy(self, handle: Handle) -> bool:
+        return False
+
+
+EAGER: OnDemand = _Eager()
 
 
 class CompileOnDemandLayer:
-    """Whole modules (eager) or one function at a time (lazy) down to the IRCompileLayer."""
+    """Modules in, one function at a time down to the IR layers."""
 
-    def __init__(self, base: IRCompileLayer, symbols: SymbolTable, *, lazy: bool = False,
-                 partition: str = "function"):
-        if partition not in PARTITION_POLICIES:
-            raise ValueError(f"unknown partition policy {partition!r}; choose one of "
-                             f"{PARTITION_POLICIES}")
+    def __init__(self, base: Layer, symbols: SymbolTable, *,
+                 partition: PartitionPolicy = FUNCTION):
         self.base = base
         self.symbols = symbols
-        self.lazy = lazy
         self.partition = partition
         self.lazy_emit = LazyEmitLayer(base)
         self._lock = threading.RLock()
@@ -98,45 +140,29 @@ class CompileOnDemandLayer:
         self._by_handle: dict[Handle, _Source] = {}
         self._owner: dict[Handle, Handle] = {}  # partition, globals or alias handle -> module's
 
-    # -- the IRCompileLayer-shaped interface the facade uses ---------------------
+    # -- the Layer interface ------------------------------------------------------
 
-    @property
-    def notify(self) -> Any:
-        return self.base.notify
-
-    @notify.setter
-    def notify(self, hook: Any) -> None:
-        self.base.notify = hook
-
-    @property
-    def getbuffer(self) -> Any:
-        return self.base.getbuffer
-
-    @getbuffer.setter
-    def getbuffer(self, hook: Any) -> None:
-        self.base.getbuffer = hook
-
-    def add(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
-        """Add ``module`` (borrowed). Lazy: nothing is compiled or walked now
-        (except in strict mode, which checks the module's names against the
-        engine's)."""
-        if not self.lazy or options.get("target_machine") is not None:
-            return self.base.add(handle, module, **options)
+    def add(self, handle: Handle, module: llvm.ModuleRef,
+            options: AddOptions = DEFAULT) -> Handle:
+        """Add ``module`` (borrowed): nothing is compiled or walked now (strict
+        mode checks the module's names against the engine's)."""
+        if options.eager:
+            return self.base.add(handle, module, options)
         with self._lock:
             if self.symbols.strict:
                 self._check_strict(handle, module)
-            view = ModuleView(module, prefix=f"__ee.h{handle.id}.")
+            view = ModuleView(module, prefix=shared_prefix(handle.id))
             globals_handle = Handle(f"variables of {handle.name}")
             source = _Source(handle, module, view, globals_handle, options)
             self._sources.append(source)
             self._by_handle[handle] = source
             self._owner[globals_handle] = handle
-            self.lazy_emit.add(
-                globals_handle, lambda name: self._defines_variable(source, name),
-                lambda: _parse(view.globals_partition, handle.name),
-                keep_existing_data=options.get("keep_existing_data", False),
-                reinitialize_data=options.get("reinitialize_data", False))
-            if options.get("keep_existing_data"):  # an update: swap what is replaced
+            self.lazy_emit.add(globals_handle, DeferredModule(
+                lambda name: self._defines_variable(source, name),
+                lambda: _parse(view, handle.name)),
+                AddOptions(keep_existing_data=options.keep_existing_data,
+                           reinitialize_data=options.reinitialize_data))
+            if options.keep_existing_data:  # an update: swap what is replaced
                 self._link_variables()
                 for fn in module.functions:
                     if not fn.is_declaration and self.symbols.has_stub(fn.name):
@@ -145,19 +171,16 @@ class CompileOnDemandLayer:
                             self.symbols.stubs.unbind(self.symbols.stub(fn.name))
         return handle
 
-    def add_object(self, handle: Handle, data: bytes) -> Handle:
-        return self.base.add_object(handle, data)
+    def emit(self, handles: Iterable[Handle] | None = None) -> None:
+        """Lazy sets are ready to compile on demand as soon as they are added;
+        eager ones (and anything queued below) are compiled and linked."""
+        self.base.emit(handles)
 
-    def add_and_emit(self, handle: Handle, module: llvm.ModuleRef, **options: Any) -> Handle:
-        """Add ``module`` and make it ready at once (compiled if eager)."""
-        return add_and_emit(self, handle, module, **options)
+    def is_pending(self, handle: Handle) -> bool:
+        return self.base.is_pending(handle)
 
     def pending(self) -> list[Handle]:
         return self.base.pending()
-
-    def emit(self, handles: Iterable[Handle] | None = None) -> None:
-        """Eager sets are compiled; lazy ones are ready to compile on demand."""
-        self.base.emit(handles)
 
     def remove(self, handle: Handle) -> None:
         with self._lock:
@@ -188,7 +211,7 @@ class CompileOnDemandLayer:
 
     # -- lazy machinery ----------------------------------------------------------
 
-    def resolve_lazy(self, name: str) -> int | None:
+    def resolve(self, name: str) -> int | None:
         """For the linker: what a reference to a not-yet-compiled symbol resolves
         to (a stub; or the storage, once the variables are linked)."""
         if not self._sources:
@@ -211,7 +234,7 @@ class CompileOnDemandLayer:
             current = self.symbols.current(name)
             return current.address if current is not None else None
 
-    def structor_handles(self, handle: Handle) -> list[Handle]:
+    def constructor_sets(self, handle: Handle) -> list[Handle]:
         """The handles holding ``handle``'s constructor tables (linking them)."""
         source = self._by_handle.get(handle)
         if source is None:
@@ -254,10 +277,9 @@ class CompileOnDemandLayer:
                 continue  # that definition is the current one, already linked
             candidates.append((source.handle.id, weak, source))
         if len(candidates) > (current is not None):
-            strong = [c for c in candidates if not c[1]]
-            winner = max(strong, key=lambda c: c[0]) if strong else min(candidates,
-                                                                         key=lambda c: c[0])
-            return (winner[2], "function") if winner[2] is not None else (None, "")
+            candidates.sort(key=lambda c: c[0])  # oldest first
+            best = winner((weak, source) for _, weak, source in candidates)
+            return (best, "function") if best is not None else (None, "")
         if current is not None:
             return None, ""
         for source in reversed(self._sources):
@@ -274,7 +296,7 @@ class CompileOnDemandLayer:
         if name not in source.functions:
             original = self._original_name(source, name)
             fn = None if original is None else source.view.defined_function(original)
-            source.functions[name] = None if fn is None else fn.linkage in _WEAK
+            source.functions[name] = None if fn is None else is_weak(fn)
         return source.functions[name]
 
     def _original_name(self, source: _Source, name: str) -> str | None:
@@ -352,21 +374,18 @@ class CompileOnDemandLayer:
         if current is not None and self.owner(current.handle) is source.handle:
             return  # the variables partition defined it (its block addresses are taken)
         original = self._original_name(source, name) or name
-        callees = None
-        if self.partition == "callees":
-            def callees(ref: str) -> bool:
-                value = source.view.lookup(ref)
-                engine_name = source.view.shared_name(value, ref) if value else ref
-                return (self._provider(engine_name)[0] is source
-                        and engine_name not in source.compiled)
-        cut = source.view.partition([original], callees=callees)
-        partition = _parse(lambda: cut, source.handle.name)
-        assert partition is not None
+
+        def uncompiled(ref: str) -> bool:
+            value = source.view.lookup(ref)
+            engine_name = source.view.shared_name(value, ref) if value else ref
+            return self._provider(engine_name)[0] is source and engine_name not in source.compiled
+
+        cut = source.view.partition([original], callees=self.partition.callee_filter(uncompiled))
         handle = Handle(f"function '{name}' of {source.handle.name}")
-        options = {k: v for k, v in source.options.items() if k != "reinitialize_data"}
-        options.update(replaceable=True, owned=True)
+        partition = parse_partition(cut.text, handle.name)
+        options = replace(source.options, reinitialize_data=False, replaceable=True, owned=True)
         try:
-            self.base.add_and_emit(handle, partition, **options)
+            add_and_emit(self.base, handle, partition, options)
         finally:
             partition.close()
         source.partitions.append(handle)
@@ -389,32 +408,23 @@ class CompileOnDemandLayer:
         """Strict mode: a strong definition of a name already defined strongly
         (linked, or by another lazy module) is refused when the module is added."""
         for value in (*module.functions, *module.global_variables):
-            if value.is_declaration or value.linkage in _WEAK or value.linkage in (
-                    llvm.Linkage.internal, llvm.Linkage.private) or not value.name:
+            if value.is_declaration or is_local(value) or not value.name:
                 continue
-            current = self.symbols.current(value.name)
-            if current is not None and not current.weak:
-                raise DuplicateSymbolError(value.name, current.origin, handle.name)
+            weak = is_weak(value)
+            self.symbols.check_name(value.name, weak, handle.name)
             for source in self._sources:
                 other = source.view.lookup(value.name)
-                if other is not None and not other.is_declaration and other.linkage not in _WEAK:
+                if other is not None and not other.is_declaration and conflicts(is_weak(other),
+                                                                                 weak):
                     raise DuplicateSymbolError(value.name, source.handle.name, handle.name)
 
 
-def _parse(build: Callable[[], Any], label: str) -> llvm.ModuleRef | None:
-    try:
-        partition = build()
-    except ExtractionError:
-        raise
+def _parse(view: ModuleView, label: str) -> llvm.ModuleRef | None:
+    """The variables partition of ``view`` (None if the module has no variables)."""
+    partition = view.globals_partition()
     if partition is None:
         return None
-    try:
-        module = llvm.parse_assembly(partition.text)
-        module.verify()
-    except RuntimeError as exc:
-        raise InvalidModuleError(f"a partition of {label} does not compile on its own: "
-                                 f"{exc}\n{partition.text}") from None
-    return module
+    return parse_partition(partition.text, f"the variables partition of {label}")
 
 
 def _forwardable(fn: llvm.ValueRef) -> bool:

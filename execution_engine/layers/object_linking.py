@@ -150,6 +150,11 @@ class ObjectLinkingLayer:
     def session_count(self) -> int:
         return len(self._sessions)
 
+    @property
+    def resource_count(self) -> int:
+        """How many links are in memory now."""
+        return len(self._resources)
+
     def _current_session(self) -> _Session:
         if self._session is None or self._session.links >= self._capacity:
             previous = self._session

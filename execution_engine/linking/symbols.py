@@ -26,10 +26,32 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import DuplicateSymbolError
-from ..native.stubs import Stub, StubManager
+from ..native.stubs import Stub
+
+if TYPE_CHECKING:
+    from ..executors.base import StubAllocator
+
+T = TypeVar("T")
+
+
+def winner(candidates: Iterable[tuple[bool, T]]) -> T | None:
+    """The definition that is current among ``candidates``, given oldest first
+    as ``(weak, item)``: the newest strong one; if all are weak, the oldest
+    (``None`` if there are none). The one rule of precedence (a static
+    linker's, which MCJIT follows)."""
+    chosen: tuple[T] | None = None  # a 1-tuple: ``None`` is a valid item
+    for weak, item in candidates:
+        if not weak or chosen is None:
+            chosen = (item,)
+    return chosen[0] if chosen is not None else None
+
+
+def conflicts(existing_weak: bool, new_weak: bool) -> bool:
+    """Strict mode's rule: two strong definitions of one name conflict."""
+    return not existing_weak and not new_weak
 
 
 @dataclass(eq=False)
@@ -58,7 +80,7 @@ class _Entry:
 class SymbolTable:
     """Maps names to definitions and keeps function stubs pointed at bodies."""
 
-    def __init__(self, stubs: StubManager, *, strict: bool = False):
+    def __init__(self, stubs: StubAllocator, *, strict: bool = False):
         self.stubs = stubs
         self.strict = strict
         self._lock = threading.RLock()
@@ -79,9 +101,16 @@ class SymbolTable:
             return
         with self._lock:
             for d in definitions:
-                cur = self.current(d.name)
-                if cur is not None and not cur.weak and not d.weak and cur.handle is not d.handle:
-                    raise DuplicateSymbolError(d.name, cur.origin, d.origin)
+                self.check_name(d.name, d.weak, d.origin, d.handle)
+
+    def check_name(self, name: str, weak: bool, origin: str, handle: object = None) -> None:
+        """Strict mode: raise if a new definition of ``name`` conflicts with the
+        current one (of another set)."""
+        if not self.strict:
+            return
+        cur = self.current(name)
+        if cur is not None and cur.handle is not handle and conflicts(cur.weak, weak):
+            raise DuplicateSymbolError(name, cur.origin, origin)
 
     def define(self, definition: Definition) -> None:
         """Add ``definition``; rebind the name's stub if it became current."""
@@ -95,38 +124,21 @@ class SymbolTable:
     def remove_handle(self, handle: object, names: Iterable[str]) -> None:
         """Forget every definition ``handle`` owns among ``names``."""
         with self._lock:
-            self._being_removed = handle
-            try:
-                self._remove_handle(handle, names)
-            finally:
-                self._being_removed = None
-
-    _being_removed: object = None
-
-    def _removing(self, handle: object) -> bool:
-        return handle is self._being_removed
-
-    def _remove_handle(self, handle: object, names: Iterable[str]) -> None:
-        for name in names:
-            entry = self._entries.get(name)
-            if entry is None:
-                continue
-            entry.definitions = [d for d in entry.definitions if d.handle is not handle]
-            if entry.current is not None and entry.current.handle is handle:
-                self._make_current(entry, self._successor(entry.definitions))
+            for name in names:
+                entry = self._entries.get(name)
+                if entry is None:
+                    continue
+                entry.definitions = [d for d in entry.definitions if d.handle is not handle]
+                if entry.current is not None and entry.current.handle is handle:
+                    self._make_current(entry, winner((d.weak, d) for d in entry.definitions),
+                                       removing=handle)
 
     def current_count(self, handle: object) -> int:
         """How many names ``handle`` currently defines (0: it is superseded)."""
         return self._current_count.get(handle, 0)
 
-    @staticmethod
-    def _successor(definitions: list[Definition]) -> Definition | None:
-        strong = [d for d in definitions if not d.weak]
-        if strong:
-            return strong[-1]
-        return definitions[0] if definitions else None
-
-    def _make_current(self, entry: _Entry, definition: Definition | None) -> None:
+    def _make_current(self, entry: _Entry, definition: Definition | None, *,
+                      removing: object = None) -> None:
         previous = entry.current
         entry.current = definition
         if definition is not None:
@@ -137,7 +149,7 @@ class SymbolTable:
             self._current_count[previous.handle] = left
             if left == 0:
                 del self._current_count[previous.handle]
-                if self._on_superseded is not None and not self._removing(previous.handle):
+                if self._on_superseded is not None and previous.handle is not removing:
                     self._on_superseded(previous.handle)
         if entry.stub is None:
             return
@@ -178,10 +190,6 @@ class SymbolTable:
             return entry.stub.address
         return entry.current.address
 
-    def names(self) -> list[str]:
-        with self._lock:
-            return [n for n, e in self._entries.items() if e.current is not None]
-
-    def find(self, predicate: Callable[[Definition], bool]) -> list[Definition]:
-        with self._lock:
-            return [d for e in self._entries.values() for d in e.definitions if predicate(d)]
+    def __len__(self) -> int:
+        """How many names are defined now."""
+        return sum(1 for e in self._entries.values() if e.current is not None)

@@ -86,8 +86,15 @@ class Stub:
     address: int
     slot: int
     trampoline: int
-    owner: object = field(default=None, repr=False)
     manager: Any = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def in_chunk(cls, chunk_base: int, index: int, stub_id: int, name: str,
+                 manager: Any) -> Stub:
+        """Stub number ``index`` of the chunk at ``chunk_base`` (the layout above)."""
+        return cls(stub_id, name, chunk_base + index * _STUB_SIZE,
+                   chunk_base + _SLOTS_OFFSET + index * 8,
+                   chunk_base + _TRAMPOLINES_OFFSET + index * _TRAMPOLINE_SIZE, manager)
 
     def target(self) -> int:
         """The address the slot currently holds."""
@@ -118,22 +125,13 @@ class StubManager:
     def __len__(self) -> int:
         return len(self._stubs)
 
-    def allocate(self, name: str, owner: object = None) -> Stub:
+    def allocate(self, name: str) -> Stub:
         """A new stub for ``name`` whose slot is unbound."""
         with self._lock:
             index = len(self._stubs) % STUBS_PER_CHUNK
             if index == 0:
                 self._chunks.append(self._new_chunk())
-            base = self._chunks[-1].address
-            stub = Stub(
-                id=len(self._stubs),
-                name=name,
-                address=base + index * _STUB_SIZE,
-                slot=base + _SLOTS_OFFSET + index * 8,
-                trampoline=base + _TRAMPOLINES_OFFSET + index * _TRAMPOLINE_SIZE,
-                owner=owner,
-                manager=self,
-            )
+            stub = Stub.in_chunk(self._chunks[-1].address, index, len(self._stubs), name, self)
             self._stubs.append(stub)
         self.unbind(stub)
         return stub

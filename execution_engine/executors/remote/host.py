@@ -30,48 +30,23 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import llvmlite.binding as llvm
 
-from ...errors import ExecutionEngineError, LinkError
-from ...layers.object_linking import LinkedResource, newest_export
-from ...native.stubs import (
-    _SLOTS_OFFSET,
-    _STUB_SIZE,
-    _TRAMPOLINE_SIZE,
-    _TRAMPOLINES_OFFSET,
-    STUBS_PER_CHUNK,
-    Stub,
+from ...errors import (
+    ExecutionEngineError,
+    ExecutorCrashedError,
+    ExecutorError,
+    ExecutorExitedError,
+    ExecutorTimeoutError,
+    LinkError,
 )
+from ...layers.object_linking import LinkedResource, newest_export
+from ...native.stubs import STUBS_PER_CHUNK, Stub
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
-
-
-class ExecutorError(ExecutionEngineError):
-    """The executor process is gone or did not answer."""
-
-
-class ExecutorCrashedError(ExecutorError):
-    """The executor was killed by a signal (``signal`` is its number)."""
-
-    def __init__(self, message: str, signal_number: int | None, running: str):
-        super().__init__(message)
-        self.signal = signal_number
-        self.running = running
-
-
-class ExecutorExitedError(ExecutorError):
-    """The executor exited (JIT'd code called ``exit``); ``status`` is its code."""
-
-    def __init__(self, message: str, status: int, running: str):
-        super().__init__(message)
-        self.status = status
-        self.running = running
-
-
-class ExecutorTimeoutError(ExecutorError):
-    """A request took longer than the session's timeout; the executor was killed."""
 
 
 class ExecutorSession:
@@ -89,6 +64,9 @@ class ExecutorSession:
         self.lock = threading.RLock()
         self.before_request: Callable[[], None] | None = None
         self.dead: ExecutorError | None = None
+        # Why the executor is about to stop itself (a call reached a stub that
+        # could not be compiled), for the error its death raises here.
+        self.last_failure: str | None = None
         reply, _ = self.request("hello", version=VERSION, timeout=60)
         self.pid = reply["pid"]
 
@@ -108,7 +86,7 @@ class ExecutorSession:
                 self.process.wait()
                 self.dead = ExecutorTimeoutError(
                     f"the executor did not answer '{op}'{_what(running)} within "
-                    f"{timeout or self.timeout} s; it was killed")
+                    f"{timeout or self.timeout} s; it was killed", running)
                 raise self.dead from None
             except ChannelClosed:
                 self.dead = self._death(op, running)
@@ -122,8 +100,9 @@ class ExecutorSession:
             status = self.process.wait()
         if status < 0:
             name = signal.Signals(-status).name if -status in signal.valid_signals() else "?"
+            reason = f": {self.last_failure}" if self.last_failure else ""
             return ExecutorCrashedError(
-                f"the executor was killed by signal {-status} ({name}){_what(running)}",
+                f"the executor was killed by signal {-status} ({name}){_what(running)}{reason}",
                 -status, running)
         return ExecutorExitedError(
             f"the executor exited with status {status}{_what(running)}", status, running)
@@ -162,7 +141,7 @@ class RemoteLinker:
         self.session = session
         self._resources: dict[int, LinkedResource] = {}
 
-    def add(self, objects: Sequence[bytes], imports: dict[str, int], exports: Sequence[str], *,
+    def add(self, objects: Sequence[bytes], imports: Mapping[str, int], exports: Sequence[str], *,
             name: str = "") -> LinkedResource:
         try:
             reply, _ = self.session.request(
@@ -195,6 +174,11 @@ class RemoteLinker:
     def session_count(self) -> int:
         return 0
 
+    @property
+    def resource_count(self) -> int:
+        """How many links are in memory now."""
+        return len(self._resources)
+
     def close(self) -> None:
         self._resources.clear()
 
@@ -215,19 +199,15 @@ class RemoteStubManager:
     def __len__(self) -> int:
         return len(self._stubs) - len(self._free)
 
-    def allocate(self, name: str, owner: object = None) -> Stub:
+    def allocate(self, name: str) -> Stub:
         if not self._free:
             reply, _ = self.session.request("stubs", count=STUBS_PER_CHUNK)
-            base = reply["chunk_bases"][-1]
-            first = reply["first"]
-            for i in range(STUBS_PER_CHUNK):
-                stub = Stub(first + i, "", base + i * _STUB_SIZE, base + _SLOTS_OFFSET + 8 * i,
-                            base + _TRAMPOLINES_OFFSET + i * _TRAMPOLINE_SIZE, manager=self)
-                self._stubs.append(stub)
-                self._free.append(stub)
-            self._free.reverse()
+            base, first = reply["chunk_bases"][-1], reply["first"]
+            chunk = [Stub.in_chunk(base, i, first + i, "", self) for i in range(STUBS_PER_CHUNK)]
+            self._stubs.extend(chunk)
+            self._free.extend(reversed(chunk))
         stub = self._free.pop()
-        stub.name, stub.owner = name, owner
+        stub.name = name
         self._targets[stub.id] = stub.trampoline
         return stub
 
@@ -260,11 +240,13 @@ class RemoteStubManager:
 class RemoteExecutor:
     """Links and runs code in a separate executor process (see module docstring)."""
 
-    remote = True
+    restartable = True
 
-    def __init__(self, target_machine: llvm.TargetMachine, *, timeout: float | None = None,
-                 session_capacity: int = 256):
-        del target_machine, session_capacity  # the executor makes its own
+    @property
+    def pid(self) -> int:
+        return int(self.session.pid)
+
+    def __init__(self, *, timeout: float | None = None):
         self._stubs: RemoteStubManager | None = None
         self.session = ExecutorSession(self._handle, timeout=timeout)
         self.linker = RemoteLinker(self.session)
@@ -305,10 +287,31 @@ class RemoteExecutor:
         self.session.request("load_library", path=path)
         self._resolved.clear()  # names not found before may be found now
 
+    def unbound_failed(self, message: str) -> NoReturn:
+        """Raised back to the executor, which reports it and stops itself; the
+        host's pending request then raises an ExecutorCrashedError carrying it."""
+        self.session.last_failure = message
+        raise ExecutionEngineError(message)
+
     def close(self) -> None:
         self.session.close()
         self.linker.close()
 
 
-__all__ = ["ExecutorCrashedError", "ExecutorError", "ExecutorExitedError",
-           "ExecutorTimeoutError", "RemoteExecutor"]
+@dataclass(frozen=True)
+class RemoteExecutorSpec:
+    """Run code in a separate executor process; ``timeout`` (seconds) bounds
+    every request (``None``: no bound)."""
+
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.timeout is not None and (
+                isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
+                or not self.timeout > 0):
+            raise ValueError(f"timeout must be a positive number of seconds or None, not "
+                             f"{self.timeout!r}")
+
+    def create(self, target_machine: llvm.TargetMachine) -> RemoteExecutor:
+        del target_machine  # the executor makes its own
+        return RemoteExecutor(timeout=self.timeout)

@@ -1,0 +1,77 @@
+"""What an engine can tell about itself (typed, public, cheap).
+
+:meth:`ExecutionEngine.stats` and :meth:`ExecutionEngine.function_info`
+return these snapshots; they are plain values, valid when taken.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """Counts of what the engine holds and has done.
+
+    Holdings: ``modules`` added and not removed, ``object_files`` added,
+    ``defined_symbols`` (names with a current definition), ``stubs``
+    allocated, ``linked_sets`` (sets whose code is in memory),
+    ``linked_resources`` (links of the executor), ``lljit_sessions``
+    (in-process LLJIT instances), ``pending_sets`` (added, not linked yet),
+    ``retired_sets`` (replaced code waiting for the reclamation rule),
+    ``recompiled_bodies`` alive. Work: ``compiles`` (fresh IR compiles, cache
+    hits excluded), ``compile_seconds``, ``object_bytes`` compiled,
+    ``swaps`` (update_module and recompile_and_relink_function calls that
+    succeeded).
+    """
+
+    modules: int
+    object_files: int
+    defined_symbols: int
+    stubs: int
+    linked_sets: int
+    linked_resources: int
+    lljit_sessions: int
+    pending_sets: int
+    retired_sets: int
+    recompiled_bodies: int
+    compiles: int
+    compile_seconds: float
+    object_bytes: int
+    swaps: int
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """Where a function stands: ``stub`` (the address callers get), ``slot``
+    (its pointer slot), ``body`` (what the slot points at; ``None`` while it
+    is not compiled or its module was removed). Under the ``NONE`` redirection
+    policy functions have no stub: ``stub`` and ``slot`` are ``None`` and
+    ``body`` is the function's address."""
+
+    name: str
+    stub: int | None
+    slot: int | None
+    body: int | None
+
+
+@dataclass
+class WorkCounters:
+    """The engine's running totals (thread-safe)."""
+
+    compiles: int = 0
+    compile_seconds: float = 0.0
+    object_bytes: int = 0
+    swaps: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def compiled(self, data: bytes, seconds: float) -> None:
+        with self._lock:
+            self.compiles += 1
+            self.compile_seconds += seconds
+            self.object_bytes += len(data)
+
+    def swapped(self) -> None:
+        with self._lock:
+            self.swaps += 1

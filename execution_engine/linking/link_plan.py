@@ -1,0 +1,268 @@
+"""Planning one link batch: what each object's symbol table becomes, which
+definition of each name wins, what every import resolves to, and in which
+order the objects are linked.
+
+The RedirectionLayer applies a plan; this module decides it (pure
+bookkeeping over ELF symbol tables and the engine's symbol table, no
+linking). Import resolution order: global mappings, the batch's own
+winners, the engine's current definitions, names only a lazy set defines
+(the pending resolver), the executor's process; weak references nobody
+defines resolve to 0.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import DuplicateSymbolError
+from ..ir.call_sites import SLOT_SUFFIX
+from ..layers.base import AddOptions, Handle
+from ..native import elf
+from ..policies import RedirectionPolicy
+from . import structors
+from .symbols import SymbolTable, conflicts, winner
+
+# Names the linker itself defines for the object being linked.
+LINKER_DEFINED = frozenset({"_GLOBAL_OFFSET_TABLE_"})
+
+
+@dataclass(eq=False)
+class ObjectUnit:
+    """One object to link for ``handle``, added with ``options``."""
+
+    handle: Handle
+    obj: elf.ObjectFile
+    options: AddOptions
+
+
+@dataclass(eq=False)
+class Plan:
+    unit: ObjectUnit
+    uid: int
+    rename: dict[str, str] = field(default_factory=dict)
+    undefine: set[str] = field(default_factory=set)
+    exports: list[str] = field(default_factory=list)
+    definitions: list[tuple[str, str, bool, bool]] = field(default_factory=list)
+    structors: list[structors.Structor] = field(default_factory=list)
+    aliases: dict[str, tuple[int, int]] = field(default_factory=dict)
+    section_aliases: dict[str, int] = field(default_factory=dict)  # alias -> section index
+    reinit: list[tuple[str, str, int]] = field(default_factory=list)  # name, initial copy, size
+    absent: set[str] = field(default_factory=set)  # weak references nobody defines: 0
+    needs: dict[str, int | Plan] = field(default_factory=dict)  # address, or provider in batch
+    call_deps: set[Plan] = field(default_factory=set)  # providers reached through stubs
+    missing: list[str] = field(default_factory=list)
+    addresses: dict[str, int] = field(default_factory=dict)
+
+
+class LinkPlanner:
+    """Plans batches for one engine (see the module docstring). Not thread-safe:
+    the RedirectionLayer calls it under its lock."""
+
+    def __init__(self, symbols: SymbolTable, policy: RedirectionPolicy,
+                 resolve_mapping: Callable[[str], int | None],
+                 resolve_process: Callable[[str], int | None]):
+        self.symbols = symbols
+        self.policy = policy
+        self._resolve_mapping = resolve_mapping
+        self._resolve_process = resolve_process
+        self.resolve_pending: Callable[[str], int | None] = lambda name: None
+        self._uids = itertools.count(1)
+
+    def plan_batch(self, units: list[ObjectUnit]) -> tuple[list[Plan],
+                                                           dict[Plan, DuplicateSymbolError]]:
+        """Plans for ``units`` with their imports resolved, and the units strict
+        mode refuses (they are not among the plans)."""
+        batch_data: dict[str, Plan] = {}
+        plans = [self._plan(u, batch_data) for u in units]
+        refused = self._check_strict(plans)
+        plans = [p for p in plans if p not in refused]
+        winners = self._batch_winners(plans)
+        for plan in plans:
+            self._resolve_imports(plan, winners)
+        return plans, refused
+
+    def _plan(self, unit: ObjectUnit, batch_data: dict[str, Plan]) -> Plan:
+        """Decide the symbol-table edits for ``unit``; ``batch_data`` holds the
+        data definitions of earlier units of the same batch (updated here)."""
+        plan = Plan(unit, next(self._uids))
+        obj = unit.obj
+        for name, sym in obj.defined_globals().items():
+            if sym.is_function and self.policy.redirects:
+                body = f"{name}.__body{plan.uid}"
+                plan.rename[name] = body
+                plan.undefine.add(name)
+                plan.exports.append(body)
+                plan.definitions.append((name, body, True, sym.is_weak))
+                continue
+            existing = self.symbols.current(name)
+            exists = (existing is not None and existing.handle is not unit.handle) or (
+                name in batch_data and batch_data[name].unit.handle is not unit.handle)
+            shared = exists and (sym.is_weak or unit.options.keep_existing_data)
+            if not shared:
+                batch_data.setdefault(name, plan)
+            if shared and unit.options.reinitialize_data and not sym.is_weak and sym.size:
+                initial = f"{name}.__init{plan.uid}"
+                plan.rename[name] = initial
+                plan.undefine.add(name)
+                plan.exports.append(initial)
+                plan.reinit.append((name, initial, sym.size))
+            elif shared:
+                plan.undefine.add(name)
+            else:
+                plan.exports.append(name)
+                plan.definitions.append((name, name, sym.is_function, sym.is_weak))
+        plan.structors, plan.aliases = structors.find_structors(obj, f"__ee.structor{plan.uid}.")
+        for sec in obj.sections:
+            if sec.flags & elf.SHF_ALLOC and sec.size:
+                alias = f"__ee.section{plan.uid}.{sec.index}"
+                plan.section_aliases[alias] = sec.index
+                plan.aliases[alias] = (sec.index, 0)
+        plan.exports.extend(plan.aliases)
+        return plan
+
+    def _check_strict(self, plans: list[Plan]) -> dict[Plan, DuplicateSymbolError]:
+        """Strict mode: the units that define again a strong symbol (linked, or
+        defined by an earlier unit of the batch), each with its error. They are
+        not linked; the others are."""
+        refused: dict[Plan, DuplicateSymbolError] = {}
+        if not self.symbols.strict:
+            return refused
+        seen: dict[str, Plan] = {}
+        for p in plans:
+            origin = p.unit.handle.name
+            try:
+                for name, _, _, weak in p.definitions:
+                    self.symbols.check_name(name, weak, origin, p.unit.handle)
+                    if name in seen and conflicts(False, weak):
+                        raise DuplicateSymbolError(name, seen[name].unit.handle.name, origin)
+            except DuplicateSymbolError as exc:
+                refused[p] = exc
+                continue
+            seen.update((name, p) for name, _, _, weak in p.definitions if not weak)
+        return refused
+
+    @staticmethod
+    def _batch_winners(plans: list[Plan]) -> dict[str, tuple[Plan, bool]]:
+        """Which plan's definition of each name is current once the batch is in."""
+        candidates: dict[str, list[tuple[bool, tuple[Plan, bool]]]] = {}
+        for plan in plans:
+            for name, _, is_fn, weak in plan.definitions:
+                candidates.setdefault(name, []).append((weak, (plan, is_fn)))
+        return {name: winner(c) for name, c in candidates.items()}  # type: ignore[misc]
+
+    def _resolve_imports(self, plan: Plan, winners: dict[str, tuple[Plan, bool]]) -> None:
+        obj = plan.unit.obj
+        wanted = {n: s.is_weak for n, s in obj.undefined_globals().items()}
+        wanted.update({n: False for n in plan.undefine})
+        for name, weak_ref in wanted.items():
+            if name in LINKER_DEFINED:
+                continue
+            if name.endswith(SLOT_SUFFIX) and self.policy.slot_calls:
+                plan.needs[name] = self.symbols.stub(name[: -len(SLOT_SUFFIX)]).slot
+                continue
+            address = self._resolve_mapping(name)  # global mappings win over everything
+            if address is not None:
+                plan.needs[name] = address
+                continue
+            winner = winners.get(name)
+            if winner is not None and winner[0] is not plan:
+                provider, is_fn = winner
+                if is_fn and self.policy.redirects:
+                    plan.needs[name] = self.symbols.stub(name).address
+                    plan.call_deps.add(provider)
+                else:
+                    plan.needs[name] = provider
+                continue
+            if winner is not None:  # our own definition (e.g. renamed body)
+                if self.policy.redirects and winner[1]:
+                    plan.needs[name] = self.symbols.stub(name).address
+                continue
+            address = self._engine_address(name)
+            if address is None:
+                address = self.resolve_pending(name)
+            if address is None:
+                address = self._resolve_process(name)
+            if address is None:
+                if weak_ref:
+                    plan.absent.add(name)
+                else:
+                    plan.missing.append(name)
+                continue
+            plan.needs[name] = address
+
+    def _engine_address(self, name: str) -> int | None:
+        cur = self.symbols.current(name)
+        if cur is None:
+            return None
+        if cur.is_function and self.policy.redirects:
+            return self.symbols.stub(name).address
+        return cur.address
+
+    @staticmethod
+    def failures(plans: list[Plan]) -> set[Plan]:
+        """Units with missing symbols and every unit that needs one of them."""
+        failed = {p for p in plans if p.missing}
+        changed = True
+        while changed:
+            changed = False
+            for p in plans:
+                if p not in failed and any(d in failed for d in dependencies(p, all_kinds=True)):
+                    failed.add(p)
+                    changed = True
+        return failed
+
+def dependencies(plan: Plan, *, all_kinds: bool) -> set[Plan]:
+    deps = {v for v in plan.needs.values() if isinstance(v, Plan)}
+    if all_kinds:
+        deps |= plan.call_deps
+    deps.discard(plan)
+    return deps
+
+
+def link_order(plans: list[Plan]) -> list[list[Plan]]:
+    """Strongly connected components of the data-dependency graph, providers first
+    (Tarjan's algorithm, iterative)."""
+    index: dict[Plan, int] = {}
+    low: dict[Plan, int] = {}
+    on_stack: set[Plan] = set()
+    stack: list[Plan] = []
+    order: list[list[Plan]] = []
+    members = set(plans)
+    counter = itertools.count()
+    for root in plans:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(dependencies(root, all_kinds=False) & members,
+                                   key=plans.index)))]
+        index[root] = low[root] = next(counter)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = next(counter)
+                    stack.append(child)
+                    on_stack.add(child)
+                    deps = dependencies(child, all_kinds=False) & members
+                    work.append((child, iter(sorted(deps, key=plans.index))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member is node:
+                        break
+                order.append(sorted(component, key=plans.index))
+    return order

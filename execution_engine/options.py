@@ -1,0 +1,91 @@
+"""The engine's options: one frozen value, validated once, from which the
+stack is composed (:mod:`.stack`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .compilers import CompileBackend, InProcessCompiler
+from .executors.base import ExecutorSpec
+from .executors.local import LocalExecutorSpec
+from .policies import (
+    FUNCTION,
+    STUB,
+    PartitionPolicy,
+    RedirectionPolicy,
+    partition_policy,
+    redirection_policy,
+)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What an engine is made of.
+
+    ``strict``: a strong symbol defined again raises DuplicateSymbolError
+    (default: the later definition wins, as MCJIT does). ``redirection``:
+    :class:`~.policies.RedirectionPolicy`. ``lazy``: compile each function on
+    its first call, cut by ``partition`` (:class:`~.policies.PartitionPolicy`).
+    ``grace_period``: seconds before replaced code is freed (``None``: only at
+    an explicit ``reclaim()``). ``executor``: where code runs
+    (:class:`~.executors.local.LocalExecutorSpec` or
+    :class:`~.executors.remote.host.RemoteExecutorSpec`). ``compiler``: what
+    turns IR into objects (:class:`~.compilers.CompileBackend`).
+    """
+
+    strict: bool = False
+    redirection: RedirectionPolicy = STUB
+    lazy: bool = False
+    partition: PartitionPolicy = FUNCTION
+    grace_period: float | None = 1.0
+    executor: ExecutorSpec = field(default_factory=LocalExecutorSpec)
+    compiler: CompileBackend = field(default_factory=InProcessCompiler)
+
+    def __post_init__(self) -> None:
+        for name in ("strict", "lazy"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        object.__setattr__(self, "redirection", redirection_policy(self.redirection))
+        object.__setattr__(self, "partition", partition_policy(self.partition))
+        if self.grace_period is not None and (
+                isinstance(self.grace_period, bool)
+                or not isinstance(self.grace_period, (int, float)) or self.grace_period < 0):
+            raise ValueError(f"grace_period must be a number of seconds >= 0 or None, not "
+                             f"{self.grace_period!r}")
+        if self.lazy:
+            self.redirection.check_lazy()
+
+    @classmethod
+    def from_keywords(cls, **keywords: Any) -> EngineOptions:
+        """The options ``create_mcjit_compiler(..., **keywords)`` asks for.
+
+        Besides the fields, ``remote=True`` (with ``timeout``) selects the
+        remote executor and ``session_capacity`` sizes the local one's LLJIT
+        sessions. An unknown keyword raises ``TypeError`` listing the known.
+        """
+        known = {f.name for f in fields(cls)} | {"remote", "timeout", "session_capacity"}
+        unknown = sorted(set(keywords) - known)
+        if unknown:
+            raise TypeError(f"unknown engine option(s) {', '.join(unknown)}; known: "
+                            f"{', '.join(sorted(known))}")
+        remote = keywords.pop("remote", False)
+        timeout = keywords.pop("timeout", None)
+        capacity = keywords.pop("session_capacity", None)
+        if not isinstance(remote, bool):
+            raise TypeError(f"remote must be True or False, not {remote!r}")
+        if "executor" not in keywords:
+            if remote:
+                from .executors.remote.host import RemoteExecutorSpec
+
+                if capacity is not None:
+                    raise ValueError("session_capacity applies to in-process engines only")
+                keywords["executor"] = RemoteExecutorSpec(timeout=timeout)
+            else:
+                if timeout is not None:
+                    raise ValueError("timeout applies to remote engines only (remote=True)")
+                keywords["executor"] = LocalExecutorSpec(
+                    **({} if capacity is None else {"session_capacity": capacity}))
+        elif remote or timeout is not None or capacity is not None:
+            raise ValueError("give either executor= or remote/timeout/session_capacity")
+        return cls(**keywords)

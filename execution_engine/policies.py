@@ -1,0 +1,107 @@
+"""Policy objects the stack is composed from (ORC passes strategies to its
+layers' constructors; so does the engine's builder).
+
+* :class:`RedirectionPolicy`: how calls reach a function's body. ``STUB``
+  (calls and addresses go through the function's stub, which jumps through
+  its pointer slot), ``SINGLE`` (call sites load the slot themselves;
+  addresses are still stubs), ``NONE`` (bodies bound directly, as MCJIT
+  does: no swapping, no laziness).
+* :class:`PartitionPolicy`: what a lazy first call compiles. ``FUNCTION``
+  (the function alone), ``CALLEES`` (the function and the functions it calls
+  that are not compiled yet, in one compile).
+
+Policies are immutable values; nothing outside this module compares their
+names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+from .errors import SwapNotSupportedError
+from .ir.call_sites import call_through_slots
+
+IRTransform = Callable[[llvm.ModuleRef], llvm.ModuleRef]
+
+
+@dataclass(frozen=True)
+class RedirectionPolicy:
+    """How calls reach a function's body (see the module docstring)."""
+
+    name: str
+    redirects: bool  # functions live behind stubs: swappable, lazily compilable
+    slot_calls: bool  # call sites load their callee from its pointer slot
+
+    def check_swappable(self) -> None:
+        """Raise :class:`SwapNotSupportedError` if bodies cannot be replaced."""
+        if not self.redirects:
+            raise SwapNotSupportedError(
+                f"this engine was created with redirection='{self.name}': functions are bound "
+                "directly to their callers and cannot be replaced")
+
+    def check_lazy(self) -> None:
+        """Raise ``ValueError`` if lazy compilation cannot work under this policy."""
+        if not self.redirects:
+            raise ValueError(f"lazy compilation needs stubs: redirection='{self.name}' binds "
+                             "calls directly; use 'stub' or 'single'")
+
+    def ir_transform(self, has_stub: Callable[[str], bool]) -> IRTransform | None:
+        """The IR rewrite this policy needs before code generation, if any:
+        ``SINGLE`` rewrites calls to the module's own functions, and to
+        external ones for which ``has_stub(name)``, into slot loads."""
+        if not self.slot_calls:
+            return None
+
+        def through_slots(module: llvm.ModuleRef) -> llvm.ModuleRef:
+            rewritten = llvm.parse_assembly(call_through_slots(str(module), has_stub))
+            rewritten.name = module.name
+            return rewritten
+
+        return through_slots
+
+
+STUB = RedirectionPolicy("stub", redirects=True, slot_calls=False)
+SINGLE = RedirectionPolicy("single", redirects=True, slot_calls=True)
+NONE = RedirectionPolicy("none", redirects=False, slot_calls=False)
+REDIRECTION_POLICIES = {p.name: p for p in (STUB, SINGLE, NONE)}
+
+CalleeFilter = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class PartitionPolicy:
+    """What a lazy first call of a function compiles along with it."""
+
+    name: str
+    with_callees: bool
+
+    def callee_filter(self, uncompiled: CalleeFilter) -> CalleeFilter | None:
+        """The predicate a partition cut uses to pull a callee in (``None``: none)."""
+        return uncompiled if self.with_callees else None
+
+
+FUNCTION = PartitionPolicy("function", with_callees=False)
+CALLEES = PartitionPolicy("callees", with_callees=True)
+PARTITION_POLICIES = {p.name: p for p in (FUNCTION, CALLEES)}
+
+
+def redirection_policy(value: str | RedirectionPolicy) -> RedirectionPolicy:
+    """The policy named ``value`` (or ``value`` itself); ``ValueError`` otherwise."""
+    return _choose(value, RedirectionPolicy, REDIRECTION_POLICIES, "redirection")
+
+
+def partition_policy(value: str | PartitionPolicy) -> PartitionPolicy:
+    """The policy named ``value`` (or ``value`` itself); ``ValueError`` otherwise."""
+    return _choose(value, PartitionPolicy, PARTITION_POLICIES, "partition")
+
+
+def _choose(value, kind, known, what):
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value in known:
+        return known[value]
+    raise ValueError(f"unknown {what} policy {value!r}; choose one of "
+                     f"{', '.join(repr(n) for n in known)}")
