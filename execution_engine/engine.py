@@ -92,6 +92,15 @@ class ExecutionEngine:
                                                                                     seconds)
         self._swap = HotSwap(self._stack, self._modules, self._target_machine,
                              self._options.redirection)
+        self._stack.redirection.on_retired = self._on_retired
+
+    def _on_retired(self, retired: Handle) -> None:
+        """A superseded update leaves the engine (see update_module)."""
+        update = self._swap.superseded_update(retired)
+        if update is not None and self._modules.module_of(update) is not None:
+            self._swap.forget(update)
+            self._constructed.discard(update)
+            self._modules.release_handle(update)
 
     @property
     def options(self) -> EngineOptions:
@@ -250,9 +259,14 @@ class ExecutionEngine:
 
         Ownership of ``module`` moves to the engine as with :meth:`add_module`;
         :meth:`remove_module` on it undoes the update (earlier definitions
-        become current again, unless they were freed). A set whose every
-        definition has been replaced by updates, and that defines no data or
-        constructors, is freed under the engine's reclamation rule.
+        become current again, unless they were freed). An update whose every
+        definition has been replaced by later updates, and that defines no
+        data or constructors, leaves the engine by itself: its code is freed
+        under the reclamation rule and the module goes back to the caller's
+        ``ModuleRef`` (freed when the caller drops it; ``remove_module`` on it
+        then raises ``KeyError``). So a REPL that redefines a function with
+        ``update_module`` over and over stays flat. (Lazy engines keep
+        superseded updates until they are removed.)
 
         ``replaces``: ``module`` is a new version of that module (say, the
         same source file edited and parsed again). Then only the functions

@@ -67,6 +67,18 @@ class HotSwap:
     def is_update(self, handle: Handle) -> bool:
         return handle in self._updates
 
+    def superseded_update(self, retired: Handle) -> Handle | None:
+        """The update that set ``retired`` (just superseded and retired) leaves
+        behind with nothing linked: no set of its own nor a body recompiled
+        from it is linked any more. ``None`` if there is none."""
+        origin = self._origin.get(retired, retired)
+        if origin not in self._updates:
+            return None
+        linked = self._stack.redirection.is_linked
+        if linked(origin) or any(linked(b) for b, o in self._origin.items() if o is origin):
+            return None
+        return origin
+
     def mark_update(self, handle: Handle) -> None:
         """``handle`` was added again as an update (a restarted executor)."""
         self._updates.add(handle)
@@ -146,9 +158,13 @@ class HotSwap:
             view = self._views[origin] = self._view(module, root)
         target_machine = None if opt_level is None else self._target_machine_at(opt_level)
         handle = Handle(f"function '{name}' recompiled from {module_label(module)}")
-        self._link_partition(view.function_partition(name), root, handle.name, handle,
-                             target_machine, opt_level)
-        self._origin[handle] = origin
+        self._origin[handle] = origin  # before linking: the link may retire its origin
+        try:
+            self._link_partition(view.function_partition(name), root, handle.name, handle,
+                                 target_machine, opt_level)
+        except BaseException:
+            del self._origin[handle]
+            raise
         current = self._stack.symbols.current(name)
         assert current is not None and current.handle is handle
         return current.address

@@ -89,6 +89,22 @@ class ModuleTable:
             if handle is old:
                 self._by_pointer[key] = (user, ref, new)
 
+    def release_handle(self, handle: Handle) -> None:
+        """Give the module added as ``handle`` back: to the caller's reference
+        while it is open (the LLVM module is freed when the caller drops it),
+        else dispose of it now."""
+        for key, (user, own, owner) in self._by_pointer.items():
+            if owner is handle:
+                del self._by_pointer[key]
+                del self._by_handle[handle]
+                if user.closed:
+                    own._owned = False
+                    own.close()
+                else:
+                    user._owned = False
+                    own.detach()
+                return
+
     def entries(self) -> list[tuple[llvm.ModuleRef, Handle]]:
         """(engine's reference, handle) for every owned module, in add order."""
         return [(own, handle) for _, own, handle in self._by_pointer.values()]

@@ -93,6 +93,9 @@ class RedirectionLayer:
         self.reclaimer = reclaimer if reclaimer is not None else Reclaimer()
         self._superseded: list[Handle] = []
         symbols.set_superseded_listener(self._superseded.append)
+        # on_retired(handle): a replaceable set was superseded and handed to the
+        # reclaimer (called under the layer's lock; it must not link).
+        self.on_retired: Callable[[Handle], None] | None = None
 
     def set_pending_resolver(self, resolve: Callable[[str], int | None]) -> None:
         """``resolve(name)`` answers for names defined by sets added above this
@@ -267,6 +270,8 @@ class RedirectionLayer:
                 continue
             self._release(handle, lambda r: self.reclaimer.retire(
                 lambda: self.base.remove(r)))
+            if self.on_retired is not None:
+                self.on_retired(handle)
 
     def local_address(self, handle: Handle, name: str) -> int | None:
         """Run-time address of symbol ``name`` (local ones included) in ``handle``'s objects."""
