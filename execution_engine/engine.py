@@ -80,7 +80,7 @@ class ExecutionEngine:
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
-        self._add(module, AddOptions())
+        self._add(module, self._user_options())
 
     def _build(self) -> None:
         """The stack and the hot-swap component on it (again after a restart)."""
@@ -124,7 +124,11 @@ class ExecutionEngine:
             self._check_new(module)
             module_checks.check_module(module, self._target_machine,
                                        verify=not self._options.lazy)
-            self._add(module, AddOptions())
+            self._add(module, self._user_options())
+
+    def _user_options(self, **update: bool) -> AddOptions:
+        """How a module the user adds joins the stack."""
+        return AddOptions(in_place=self._options.compile_in_place, **update)
 
     def _check_new(self, module: llvm.ModuleRef) -> None:
         if isinstance(module, llvm.ModuleRef) and module in self._modules:
@@ -296,8 +300,9 @@ class ExecutionEngine:
             handle = Handle(f"update {module_label(module)}")
             own = self._modules.add(module, handle)
             try:
-                self._swap.update(handle, own, reinitialize_globals=reinitialize_globals,
-                                  previous=previous)
+                self._swap.update(handle, own, previous, self._user_options(
+                    keep_existing_data=True, replaceable=True,
+                    reinitialize_data=reinitialize_globals))
             except BaseException:
                 self._modules.release(module)
                 raise
@@ -442,11 +447,11 @@ class ExecutionEngine:
                 fresh = Handle(handle.name)
                 self._modules.rekey(handle, fresh)
                 if handle in updates:
-                    self._stack.top.add(fresh, module,
-                                        AddOptions(keep_existing_data=True, replaceable=True))
+                    self._stack.top.add(fresh, module, self._user_options(
+                        keep_existing_data=True, replaceable=True))
                     self._swap.mark_update(fresh)
                 else:
-                    self._stack.top.add(fresh, module)
+                    self._stack.top.add(fresh, module, self._user_options())
             for handle, data in objects:
                 self._add_object(handle, data)
                 self._objects.append((handle, data))

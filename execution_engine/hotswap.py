@@ -52,16 +52,15 @@ class HotSwap:
     def check_swappable(self) -> None:
         self._policy.check_swappable()
 
-    def update(self, handle: Handle, module: llvm.ModuleRef, *, reinitialize_globals: bool,
-               previous: Handle | None) -> None:
+    def update(self, handle: Handle, module: llvm.ModuleRef, previous: Handle | None,
+               options: AddOptions) -> None:
         """Swap in ``module`` (the engine's reference, already in the table as
-        ``handle``); see ExecutionEngine.update_module."""
+        ``handle``), added with ``options``, or as a new version of
+        ``previous``; see ExecutionEngine.update_module."""
         if previous is not None:
             self._add_new_version(handle, module, previous)
         else:
-            add_and_emit(self._stack.top, handle, module, AddOptions(
-                keep_existing_data=True, replaceable=True,
-                reinitialize_data=reinitialize_globals))
+            add_and_emit(self._stack.top, handle, module, options)
         self._updates.add(handle)
 
     def is_update(self, handle: Handle) -> bool:
@@ -143,7 +142,7 @@ class HotSwap:
             if opt_level is not None and target_machine is not None:
                 _optimise(body, target_machine, opt_level)
             add_and_emit(self._stack.top, handle, body, AddOptions(
-                keep_existing_data=True, replaceable=True, owned=True, eager=True,
+                keep_existing_data=True, replaceable=True, in_place=True, eager=True,
                 target_machine=target_machine))
         finally:
             body.close()

@@ -32,6 +32,10 @@ class EngineOptions:
     (:class:`~.executors.local.LocalExecutorSpec` or
     :class:`~.executors.remote.host.RemoteExecutorSpec`). ``compiler``: what
     turns IR into objects (:class:`~.compilers.CompileBackend`).
+    ``compile_in_place``: code generation rewrites the modules added (as
+    MCJIT's does: numba reads the result); ``False`` compiles copies and
+    leaves them as written, which ``update_module(..., replaces=old)`` needs to
+    recognise unchanged functions of ``old``.
     """
 
     strict: bool = False
@@ -41,9 +45,10 @@ class EngineOptions:
     grace_period: float | None = 1.0
     executor: ExecutorSpec = field(default_factory=LocalExecutorSpec)
     compiler: CompileBackend = field(default_factory=InProcessCompiler)
+    compile_in_place: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("strict", "lazy"):
+        for name in ("strict", "lazy", "compile_in_place"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
         object.__setattr__(self, "redirection", redirection_policy(self.redirection))

@@ -100,7 +100,9 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
         raise ProgramError(f"'{opts.entry_function}' is not defined in {opts.file}")
     engine = create_mcjit_compiler(modules[0], target_machine,
                                    lazy=opts.jit_kind == "orc-lazy", remote=opts.remote,
-                                   grace_period=None if opts.watch else 1.0)
+                                   grace_period=None if opts.watch else 1.0,
+                                   # reloads compare the edited file with the module as written
+                                   compile_in_place=not opts.watch)
     for library in c_runtime_libraries(modules):
         engine.load_library(library)
     for module in modules[1:]:

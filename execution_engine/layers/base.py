@@ -38,9 +38,10 @@ class AddOptions:
     ``keep_existing_data``: data the engine already defines keeps its storage
     (update semantics). ``reinitialize_data``: such kept storage takes this
     set's initial values. ``replaceable``: the set is freed (under the
-    reclamation rule) once nothing it defines is current. ``owned``: the
-    module is the engine's own (a partition it cut): it may be compiled in
-    place and is closed by whoever created it. ``eager``: compile when
+    reclamation rule) once nothing it defines is current. ``in_place``:
+    code generation may rewrite the module itself (the engine's own
+    partitions; the user's modules under ``compile_in_place``) instead of a
+    copy. ``eager``: compile when
     emitted even in a lazy stack (a swap needs its body now).
     ``target_machine``: code generation for this set only (another
     optimisation level). ``source``: the module the user added, which
@@ -50,7 +51,7 @@ class AddOptions:
     keep_existing_data: bool = False
     reinitialize_data: bool = False
     replaceable: bool = False
-    owned: bool = False
+    in_place: bool = False
     eager: bool = False
     target_machine: llvm.TargetMachine | None = None
     source: llvm.ModuleRef | None = None

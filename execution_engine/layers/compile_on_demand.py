@@ -383,7 +383,7 @@ class CompileOnDemandLayer:
         cut = source.view.partition([original], callees=self.partition.callee_filter(uncompiled))
         handle = Handle(f"function '{name}' of {source.handle.name}")
         partition = parse_partition(cut.text, handle.name)
-        options = replace(source.options, reinitialize_data=False, replaceable=True, owned=True)
+        options = replace(source.options, reinitialize_data=False, replaceable=True, in_place=True)
         try:
             add_and_emit(self.base, handle, partition, options)
         finally:

@@ -3,9 +3,10 @@
 Modules are compiled with the user's ``TargetMachine`` (by the engine's
 compile backend, :mod:`..compilers`) when their set is emitted
 (``finalize_object`` or a lookup), never when added, so that global
-mappings added in between are honoured. The user's module is never changed:
-LLVM's code generator rewrites the IR it compiles, so each module is cloned
-first and the clone is compiled and discarded.
+mappings added in between are honoured. LLVM's code generator rewrites the
+IR it compiles: a set added with ``AddOptions.in_place`` is compiled as it
+is (MCJIT does that to the modules added to it, and clients such as numba
+read the result), any other from a clone that is then discarded.
 
 The object cache is llvmlite's pair of hooks: ``getbuffer(module)`` may
 return object bytes that replace compiling (the cached object supplies every
@@ -101,7 +102,7 @@ class IRCompileLayer:
             return elf.ObjectFile(bytes(data), machine=self.machine,
                                   name=f"cached object for {handle.name}")
         started = time.perf_counter()
-        data = self.compile(module, options.target_machine, owned=options.owned,
+        data = self.compile(module, options.target_machine, in_place=options.in_place,
                             label=handle.name)
         obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
         if self.notify is not None:
@@ -111,25 +112,28 @@ class IRCompileLayer:
         return obj
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
-                *, owned: bool = False, label: str = "") -> bytes:
-        """Object bytes for ``module``, compiled from a clone (or in place when the
-        engine owns the module)."""
-        clone = module if owned else module.clone()
+                *, in_place: bool = False, label: str = "") -> bytes:
+        """Object bytes for ``module``: compiled from a clone, or ``in_place``
+        (code generation's rewrites are then visible in ``module``, as after
+        MCJIT's finalization; linkage the engine changed for PIC is restored)."""
+        target = module if in_place else module.clone()
         weakened = []
-        if self._interposable is not False and _defines_several_functions(clone):
+        if self._interposable is not False and _defines_several_functions(target):
             if self._interposable is None:
                 self._interposable = target_probe.traits(self.target_machine).pic
             if self._interposable:
-                weakened = _make_interposable(clone)
+                weakened = _make_interposable(target)
         try:
-            data = self.compiler.compile(clone, target_machine or self.target_machine,
+            data = self.compiler.compile(target, target_machine or self.target_machine,
                                          label=label or repr(module.name))
             if weakened:
                 data = elf.rewrite(elf.ObjectFile(data, machine=self.machine), globalize=weakened)
             return data
         finally:
-            if clone is not module:
-                clone.close()
+            if target is not module:
+                target.close()
+            elif weakened:
+                _restore_external(module, weakened)
 
     def is_pending(self, handle: Handle) -> bool:
         return handle in self._pending or self.base.is_pending(handle)
@@ -158,6 +162,16 @@ def _defines_several_functions(module: llvm.ModuleRef) -> bool:
         if defined > 1:
             return True
     return False
+
+
+def _restore_external(module: llvm.ModuleRef, names: list[str]) -> None:
+    for name in names:
+        for getter in (module.get_function, module.get_global_variable):
+            try:
+                getter(name).linkage = llvm.Linkage.external
+                break
+            except NameError:
+                continue
 
 
 def _make_interposable(module: llvm.ModuleRef) -> list[str]:

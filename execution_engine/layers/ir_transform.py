@@ -48,7 +48,7 @@ class IRTransformLayer:
                     del self._pending[handle]
                     self._rewritten[handle] = new
                     self.base.add(handle, new, replace(
-                        options, owned=True, source=options.source or module))
+                        options, in_place=True, source=options.source or module))
                 self.base.emit(None if handles is None else list(handles))
             finally:
                 for handle in [h for h in self._rewritten if not self.base.is_pending(h)]:

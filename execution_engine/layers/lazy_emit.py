@@ -64,7 +64,7 @@ class LazyEmitLayer:
                     if module is not None:
                         built.append((handle, held, module))
                 for handle, held, module in built:
-                    self.base.add(handle, module, replace(held.options, owned=True))
+                    self.base.add(handle, module, replace(held.options, in_place=True))
                     added.append(handle)
                 self.base.emit(added)
             except BaseException:
