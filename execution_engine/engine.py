@@ -440,6 +440,7 @@ class ExecutionEngine:
                 self._stack.close()
             except ExecutionEngineError:
                 pass
+            self._swap.close()
             self._build()
             for path in self._libraries:
                 self._stack.executor.load_library(path)
@@ -532,6 +533,7 @@ class ExecutionEngine:
             self._closed = True
             self._reclaimer.quiescent()
             self._stack.close()
+            self._swap.close()
             self._modules.dispose_all()
             tm = self._target_machine
             with _tm_lock:

@@ -26,6 +26,7 @@ from .ir import target_probe
 from .ir.extract import ModuleView, Partition
 from .ir.linkage import is_local, shared_prefix
 from .ir.module_checks import module_label
+from .ir.optimise import Optimiser
 from .ir.parse import parse_partition
 from .layers.base import AddOptions, Handle, add_and_emit
 from .module_table import ModuleTable
@@ -47,7 +48,8 @@ class HotSwap:
         self._origin: weakref.WeakKeyDictionary[Handle, Handle] = weakref.WeakKeyDictionary()
         self._views: dict[Handle, ModuleView] = {}
         self._root: dict[Handle, Handle] = {}  # a module version -> the first version
-        self._tiered: dict[int, llvm.TargetMachine] = {}
+        # per optimisation level: a target machine and its reusable pipelines
+        self._tiered: dict[int, tuple[llvm.TargetMachine, Optimiser]] = {}
 
     def check_swappable(self) -> None:
         self._policy.check_swappable()
@@ -140,7 +142,7 @@ class HotSwap:
         body = parse_partition(part.text, label)
         try:
             if opt_level is not None and target_machine is not None:
-                _optimise(body, target_machine, opt_level)
+                self._tiered[opt_level][1].run(body, opt_level)
             add_and_emit(self._stack.top, handle, body, AddOptions(
                 keep_existing_data=True, replaceable=True, in_place=True, eager=True,
                 target_machine=target_machine))
@@ -228,12 +230,20 @@ class HotSwap:
     def _target_machine_at(self, opt_level: int) -> llvm.TargetMachine:
         if opt_level not in (0, 1, 2, 3):
             raise ValueError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
-        tm = self._tiered.get(opt_level)
-        if tm is None:
+        tiered = self._tiered.get(opt_level)
+        if tiered is None:
             traits = target_probe.traits(self._target_machine)
-            tm = self._tiered[opt_level] = target_probe.with_opt_level(
-                self._target_machine, traits, opt_level)
-        return tm
+            tm = target_probe.with_opt_level(self._target_machine, traits, opt_level)
+            tiered = self._tiered[opt_level] = (tm, Optimiser(tm))
+        return tiered[0]
+
+    def close(self) -> None:
+        """Free the target machines and pipelines made for other levels."""
+        for tm, optimiser in self._tiered.values():
+            optimiser.close()
+            tm.close()
+        self._tiered.clear()
+
 
 def _global_type(module: llvm.ModuleRef, name: str) -> str | None:
     for getter in (module.get_function, module.get_global_variable):
@@ -251,10 +261,3 @@ def _changed(old: llvm.ModuleRef, fn: llvm.ValueRef) -> bool:
     except NameError:
         return True
     return previous.is_declaration or str(previous) != str(fn)
-
-
-def _optimise(module: llvm.ModuleRef, target_machine: llvm.TargetMachine, level: int) -> None:
-    """Run LLVM's standard module pipeline at ``level`` on ``module``."""
-    options = llvm.create_pipeline_tuning_options(speed_level=level)
-    builder = llvm.create_pass_builder(target_machine, options)
-    builder.getModulePassManager().run(module, builder)
