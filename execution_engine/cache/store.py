@@ -128,7 +128,6 @@ class ObjectStore:
         self._counters = _Counters()
         self._written_since_scan = 0
         self._scanned_total: int | None = None
-        self._shards: set[str] = set()
         self._warned = False
         self.readable = True
         self.writable = True
@@ -193,11 +192,11 @@ class ObjectStore:
             return False
         tmp = None
         try:
-            shard = path.parent
-            if shard.name not in self._shards:
-                shard.mkdir(exist_ok=True)
-                self._shards.add(shard.name)
-            fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=shard)
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+            except FileNotFoundError:  # a new shard, or the cache was cleared meanwhile
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
             with os.fdopen(fd, "wb") as f:
                 f.write(encode_entry(key, bytes(payload)))
             os.replace(tmp, path)
@@ -260,7 +259,6 @@ class ObjectStore:
             return clear_directory(self.directory)
         finally:
             with self._lock:
-                self._shards.clear()
                 self._scanned_total = 0
 
     def _scan(self, *, remove_stale: bool) -> list[_Entry]:
