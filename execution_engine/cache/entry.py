@@ -23,11 +23,15 @@ HEADER_STRUCT = struct.Struct(">8sI64sQ32s")
 HEADER_SIZE = HEADER_STRUCT.size  # 116
 
 
+def encode_header(key: str, payload: bytes) -> bytes:
+    """The header of the entry holding ``payload`` under ``key``."""
+    digest = hashlib.sha256(payload).digest()
+    return HEADER_STRUCT.pack(MAGIC, ENTRY_VERSION, key.encode("ascii"), len(payload), digest)
+
+
 def encode_entry(key: str, payload: bytes) -> bytes:
     """The bytes of the entry holding ``payload`` under ``key``."""
-    digest = hashlib.sha256(payload).digest()
-    header = HEADER_STRUCT.pack(MAGIC, ENTRY_VERSION, key.encode("ascii"), len(payload), digest)
-    return header + payload
+    return encode_header(key, payload) + payload
 
 
 def read_entry(f: BinaryIO, key: str, size: int) -> bytes | None:

@@ -1,7 +1,8 @@
 """ObjectStore: object bytes on disk, named by key, verified on every read.
 
 Layout: ``<directory>/v<ENTRY_VERSION>/<key[:2]>/<key>`` holds one entry;
-``<directory>/stats.json`` the history of recent runs (:mod:`.stats`).
+``<directory>/stats.json`` (and its lock file ``stats.lock``) the history of
+recent runs (:mod:`.stats`).
 Nothing else in the directory is touched, not even by :meth:`clear`.
 
 An entry (:mod:`.entry`) is a header (magic, format version, key, payload
@@ -18,7 +19,8 @@ from the file they opened, so an entry evicted or replaced meanwhile still
 reads whole (POSIX keeps an unlinked file's data while it is open). Two
 writers of one key both write complete entries; the last rename wins.
 Counters and the size estimate are guarded by the store's lock; file I/O
-runs outside it. No fsync: an entry cut short by a power failure fails its
+runs outside it. Entries are created with mode 0600 (the cache is the
+user's own). No fsync: an entry cut short by a power failure fails its
 checks and is recompiled.
 
 Size bound (least recently used): a hit sets the entry's mtime to now. The
@@ -52,7 +54,7 @@ from pathlib import Path
 
 from ..errors import CacheUnavailableWarning
 from . import stats as history
-from .entry import ENTRY_VERSION, HEADER_SIZE, encode_entry, read_entry
+from .entry import ENTRY_VERSION, HEADER_SIZE, encode_header, read_entry
 from .keys import is_key
 from .stats import CacheStats
 
@@ -137,7 +139,7 @@ class ObjectStore:
             self.writable = False
             self.readable = self._entries_dir.is_dir()
             self._warn(f"cannot create the object cache directory {self._entries_dir}: "
-                       f"{exc.strerror or exc}")
+                       f"{_describe(exc)}; objects will not be cached")
         self._finalizer = weakref.finalize(self, _flush, self.directory, self._counters)
         if not record_stats or not self.writable:
             self._finalizer.detach()
@@ -197,8 +199,10 @@ class ObjectStore:
             except FileNotFoundError:  # a new shard, or the cache was cleared meanwhile
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
+            payload = bytes(payload)
             with os.fdopen(fd, "wb") as f:
-                f.write(encode_entry(key, bytes(payload)))
+                f.write(encode_header(key, payload))
+                f.write(payload)
             os.replace(tmp, path)
         except OSError as exc:
             if tmp is not None:
