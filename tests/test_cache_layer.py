@@ -12,7 +12,8 @@ import llvmlite.binding as llvm
 import pytest
 
 import execution_engine
-from execution_engine.cache import CachingCompiler, ObjectStore
+from execution_engine.cache import CachingBackend, CachingCompiler, ObjectStore
+from execution_engine.compilers import InProcessCompiler
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,7 +129,8 @@ llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
 sys.path.insert(0, sys.argv[2])
 from test_cache_layer import IR, parse, run_object, target_of
-from execution_engine.cache import CachingCompiler, ObjectStore
+from execution_engine.cache import CachingBackend, CachingCompiler, ObjectStore
+from execution_engine.compilers import InProcessCompiler
 
 def must_not_compile(module):
     raise AssertionError("compiled although the cache holds the object")
@@ -147,3 +149,23 @@ def test_another_process_hits_and_runs_the_object(tmp_path):
         timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert [int(x) for x in proc.stdout.split()] == [*EXPECTED, 1]
+
+
+def test_caching_backend_serves_the_in_process_backend(tmp_path):
+    calls = []
+
+    class Counting(InProcessCompiler):
+        def compile(self, module, target_machine, *, label):
+            calls.append(label)
+            return super().compile(module, target_machine, label=label)
+
+    def describe(tm: llvm.TargetMachine) -> str:
+        return f"{tm.triple};opt=2;jit"
+
+    backend = CachingBackend(Counting(), ObjectStore(tmp_path), describe)
+    tm = new_tm()
+    first = backend.compile(parse(), tm, label="m")
+    second = backend.compile(parse(), tm, label="m")
+    assert calls == ["m"] and first == second
+    assert (backend.stats().hits, backend.stats().misses) == (1, 1)
+    assert run_object(second) == EXPECTED

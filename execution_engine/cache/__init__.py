@@ -6,12 +6,13 @@
 * :mod:`.store`: :class:`ObjectStore`, a directory of entries with a size
   bound, safe for several threads and processes, degrading to "no cache";
 * :mod:`.stats`: counters and the history of recent runs;
-* :mod:`.layer`: :class:`CachingCompiler`, a compile callable with a store in front;
+* :mod:`.layer`: :class:`CachingCompiler` (a compile callable) and
+  :class:`CachingBackend` (a compile backend) with a store in front;
 * :mod:`.cli`: ``python -m execution_engine cache info|clear`` and the default directory.
 """
 
 from .keys import OBJECT_FORMAT_VERSION, module_ir, object_key
-from .layer import CachingCompiler
+from .layer import CachingBackend, CachingCompiler
 from .stats import CacheStats
 from .store import DEFAULT_MAX_BYTES, ObjectStore
 
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "OBJECT_FORMAT_VERSION",
     "CacheStats",
+    "CachingBackend",
     "CachingCompiler",
     "ObjectStore",
     "module_ir",

@@ -6,6 +6,10 @@ bytes (``TargetMachine.emit_object`` in process, or a worker process). A hit
 returns the stored bytes without compiling; a miss compiles, stores and
 returns the fresh bytes. Either way the caller gets the same bytes the
 compile step would give.
+
+:class:`CachingCompiler` wraps a plain ``compile(module) -> bytes``;
+:class:`CachingBackend` is the same thing shaped as a
+:class:`~execution_engine.compilers.CompileBackend`, wrapping another one.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 
 import llvmlite.binding as llvm
 
+from ..compilers import CompileBackend
 from .keys import module_ir, object_key
 from .stats import CacheStats
 from .store import ObjectStore
@@ -62,6 +67,36 @@ class CachingCompiler:
             data = bytes(compile())
             self.store.put(key, data)
         return data
+
+    def stats(self) -> CacheStats:
+        """The store's counters (all zero without a store)."""
+        return self.store.stats() if self.store is not None else CacheStats()
+
+
+class CachingBackend:
+    """A :class:`~execution_engine.compilers.CompileBackend` with a store in front.
+
+    ``describe(target_machine)`` gives the target description that goes into
+    each key (it must name everything about the machine that changes code:
+    triple, CPU, features, optimisation level, relocation and code model).
+    Contracts as :class:`CachingCompiler`; thread-safe if ``inner`` and
+    ``describe`` are.
+    """
+
+    def __init__(self, inner: CompileBackend, store: ObjectStore | None,
+                 describe: Callable[[llvm.TargetMachine], str], *, extra: str = ""):
+        self.inner = inner
+        self.store = store
+        self.describe = describe
+        self.extra = extra
+
+    def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
+                label: str) -> bytes:
+        """Object bytes for ``module`` as ``target_machine`` compiles it."""
+        caching = CachingCompiler(
+            lambda m: self.inner.compile(m, target_machine, label=label), self.store,
+            self.describe(target_machine), extra=self.extra)
+        return caching(module)
 
     def stats(self) -> CacheStats:
         """The store's counters (all zero without a store)."""
