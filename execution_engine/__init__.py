@@ -10,6 +10,7 @@ from .compilers import CompileBackend, InProcessCompiler
 from .dropin import install, installed, uninstall
 from .engine import ExecutionEngine, create_mcjit_compiler
 from .errors import (
+    CacheUnavailableWarning,
     DuplicateSymbolError,
     EngineClosedError,
     ExecutionEngineError,
@@ -34,6 +35,7 @@ from .options import EngineOptions
 from .policies import PartitionPolicy, RedirectionPolicy
 
 __all__ = [
+    "CacheUnavailableWarning",
     "CompileBackend",
     "DuplicateSymbolError",
     "EngineClosedError",

@@ -120,3 +120,9 @@ class LazyCompileError(ExecutionEngineError):
         self.reason = reason
         super().__init__(f"compiling function '{function}' of {module} on its first call "
                          f"failed: {reason}")
+
+
+class CacheUnavailableWarning(UserWarning):
+    """The persistent object cache cannot be written (or read) and is bypassed:
+    a read-only or full disk, a missing permission. Issued once per store; the
+    code is compiled as if there were no cache. A warning, not an error."""

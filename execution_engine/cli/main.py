@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import llvmlite.binding as llvm
 
 from .. import ExecutionEngineError, create_mcjit_compiler
+from ..cache.cli import add_cache_parser, run_cache_command
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--watch", action="store_true",
                      help="hot-swap functions edited in FILE or an extra module while it runs")
     run.epilog = "Program arguments follow a '--': run FILE [options] -- ARGS..."
+    add_cache_parser(sub)
     return parser
 
 
@@ -66,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         split = argv.index("--")
         argv, args = argv[:split], argv[split + 1 :]
     opts = _parser().parse_args(argv)
+    if opts.command == "cache":
+        return run_cache_command(opts)
     if not opts.entry_function:
         return _fail("the entry-function name cannot be empty (--entry-function)")
     try:
