@@ -8,7 +8,7 @@ import pytest
 from conftest import compile_ir, parse_object
 
 from execution_engine import InvalidObjectError
-from execution_engine.native import elf
+from execution_engine.native import elf, elf_rewrite
 
 SOURCE = """
 @g = global i64 5
@@ -102,12 +102,12 @@ def _header_field_bytes(obj: elf.ObjectFile, index: int) -> set[int]:
 
 
 def test_rewrite_without_edits_returns_same_bytes(obj):
-    assert elf.rewrite(obj) == obj.data
+    assert elf_rewrite.rewrite(obj) == obj.data
 
 
 def test_rewrite_preserves_untouched_bytes(obj):
     text = obj.defined_globals()["f"].shndx
-    out = elf.rewrite(obj, undefine={"g"}, rename={"f": "f.body"}, aliases={"a": (text, 0)})
+    out = elf_rewrite.rewrite(obj, undefine={"g"}, rename={"f": "f.body"}, aliases={"a": (text, 0)})
     assert len(out) > len(obj.data)
     symtab = obj.sections[obj.symtab_index]
     allowed = _header_field_bytes(obj, symtab.index) | _header_field_bytes(obj, symtab.link)
@@ -121,7 +121,7 @@ def test_rewrite_preserves_untouched_bytes(obj):
 
 
 def test_rewrite_undefine(obj):
-    again = elf.ObjectFile(elf.rewrite(obj, undefine={"g", "w", "c"}))
+    again = elf.ObjectFile(elf_rewrite.rewrite(obj, undefine={"g", "w", "c"}))
     assert {"g", "w", "c"} <= set(again.undefined_globals())
     assert set(again.defined_globals()) == {"f", "wf", "uses_helper"}
     assert again.undefined_globals()["w"].bind == elf.STB_WEAK
@@ -131,7 +131,7 @@ def test_rewrite_undefine(obj):
 
 
 def test_rewrite_rename_in_place(obj):
-    again = elf.ObjectFile(elf.rewrite(obj, rename={"g": "g2"}))
+    again = elf.ObjectFile(elf_rewrite.rewrite(obj, rename={"g": "g2"}))
     old = obj.defined_globals()["g"]
     new = again.defined_globals()["g2"]
     assert "g" not in again.defined_globals() and "g" not in again.undefined_globals()
@@ -140,7 +140,7 @@ def test_rewrite_rename_in_place(obj):
 
 
 def test_rewrite_split_into_body_and_reference(obj):
-    again = elf.ObjectFile(elf.rewrite(obj, undefine={"f"}, rename={"f": "f.body"}))
+    again = elf.ObjectFile(elf_rewrite.rewrite(obj, undefine={"f"}, rename={"f": "f.body"}))
     old = obj.defined_globals()["f"]
     body = again.defined_globals()["f.body"]
     assert "f" in again.undefined_globals() and "f" not in again.defined_globals()
@@ -151,7 +151,8 @@ def test_rewrite_split_into_body_and_reference(obj):
 
 def test_rewrite_aliases(obj):
     helper = obj.local_symbol("helper")
-    again = elf.ObjectFile(elf.rewrite(obj, aliases={"ee.alias": (helper.shndx, helper.value)}))
+    aliases = {"ee.alias": (helper.shndx, helper.value)}
+    again = elf.ObjectFile(elf_rewrite.rewrite(obj, aliases=aliases))
     alias = again.defined_globals()["ee.alias"]
     assert (alias.shndx, alias.value) == (helper.shndx, helper.value)
     assert alias.visibility == elf.STV_HIDDEN and alias.bind == elf.STB_GLOBAL
@@ -160,6 +161,6 @@ def test_rewrite_aliases(obj):
 
 def test_rewrite_unknown_name_raises(obj):
     with pytest.raises(KeyError, match="imp"):
-        elf.rewrite(obj, undefine={"imp"})
+        elf_rewrite.rewrite(obj, undefine={"imp"})
     with pytest.raises(KeyError, match="loc"):
-        elf.rewrite(obj, rename={"loc": "x"})
+        elf_rewrite.rewrite(obj, rename={"loc": "x"})

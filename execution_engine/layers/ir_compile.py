@@ -29,7 +29,7 @@ from ..compilers import CompileBackend, InProcessCompiler
 from ..errors import ExecutionEngineError
 from ..ir import target_probe
 from ..ir.target_probe import machine_of
-from ..native import elf
+from ..native import elf, elf_rewrite
 from .base import DEFAULT, AddOptions, Handle
 from .redirection import RedirectionLayer
 
@@ -127,7 +127,8 @@ class IRCompileLayer:
             data = self.compiler.compile(target, target_machine or self.target_machine,
                                          label=label or repr(module.name))
             if weakened:
-                data = elf.rewrite(elf.ObjectFile(data, machine=self.machine), globalize=weakened)
+                obj = elf.ObjectFile(data, machine=self.machine)
+                data = elf_rewrite.rewrite(obj, globalize=weakened)
             return data
         finally:
             if target is not module:

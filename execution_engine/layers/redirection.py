@@ -42,7 +42,7 @@ from ..linking import structors
 from ..linking.link_plan import LinkPlanner, ObjectUnit, Plan, dependencies, link_order
 from ..linking.reclaim import Reclaimer
 from ..linking.symbols import Definition, SymbolTable
-from ..native import elf
+from ..native import elf, elf_rewrite
 from ..policies import STUB, RedirectionPolicy
 from .base import DEFAULT, AddOptions, Handle
 
@@ -193,7 +193,7 @@ class RedirectionLayer:
                 owner[name] = plan
         exports = [n for p in group for n in p.exports]
         blobs = [
-            elf.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases,
+            elf_rewrite.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases,
                         absolute=dict.fromkeys(p.absent, 0))
             for p in group
         ]

@@ -6,11 +6,7 @@ unknown relocation type or a relocation that points outside its section
 aborts the process. :class:`ObjectFile` therefore validates every structural
 fact the linker relies on and raises :class:`InvalidObjectError` instead.
 
-:func:`rewrite` edits the symbol table only (section contents and
-relocations are never touched): it turns definitions into references, adds
-global aliases for local symbols and renames definitions. That is how the
-engine routes every reference to a function through its stub and lets a new
-object share storage that already exists.
+Rewriting a symbol table is :mod:`.elf_rewrite`'s job.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..errors import InvalidObjectError
@@ -54,8 +49,8 @@ STV_DEFAULT = 0
 STV_HIDDEN = 2
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-_SHDR = struct.Struct("<IIQQQQIIQQ")
-_SYM = struct.Struct("<IBBHQQ")
+SHDR = struct.Struct("<IIQQQQIIQQ")
+SYM = struct.Struct("<IBBHQQ")
 _RELA_SIZE = 24
 
 # Relocation types RuntimeDyldELF implements for each machine; anything else
@@ -183,11 +178,11 @@ class ObjectFile:
             self._fail(f"not a relocatable object (ELF type {e_type})")
         if e_machine != self.machine:
             self._fail(f"object is for machine {e_machine}, the engine targets {self.machine}")
-        if e_shentsize != _SHDR.size or e_shnum == 0 or e_shnum >= SHN_LORESERVE:
+        if e_shentsize != SHDR.size or e_shnum == 0 or e_shnum >= SHN_LORESERVE:
             self._fail("bad section header table")
-        if e_shoff + e_shnum * _SHDR.size > len(data):
+        if e_shoff + e_shnum * SHDR.size > len(data):
             self._fail("section header table lies outside the file")
-        raw = [_SHDR.unpack_from(data, e_shoff + i * _SHDR.size) for i in range(e_shnum)]
+        raw = [SHDR.unpack_from(data, e_shoff + i * SHDR.size) for i in range(e_shnum)]
         for i, (_, typ, _, _, off, size, link, _, align, _) in enumerate(raw):
             if typ != SHT_NOBITS and off + size > len(data):
                 self._fail(f"section {i} lies outside the file")
@@ -230,7 +225,7 @@ class ObjectFile:
         return self.data[off : off + size]
 
     def _parse_symbols(self, symtab: Section) -> None:
-        if symtab.entsize != _SYM.size or symtab.size % _SYM.size:
+        if symtab.entsize != SYM.size or symtab.size % SYM.size:
             self._fail("bad symbol table entry size")
         strtab = self.sections[symtab.link]
         if strtab.type != SHT_STRTAB:
@@ -239,7 +234,7 @@ class ObjectFile:
         self.symtab_index = symtab.index
         nsec = len(self.sections)
         for i, (nm, info, other, shndx, value, size) in enumerate(
-            _SYM.iter_unpack(self._blob(symtab))
+            SYM.iter_unpack(self._blob(symtab))
         ):
             if shndx == SHN_XINDEX or (nsec <= shndx < SHN_LORESERVE):
                 self._fail(f"symbol {i} refers to missing section {shndx}")
@@ -424,102 +419,3 @@ def _physical_memory() -> int:
 def _cstring(table: bytes, offset: int) -> str:
     end = table.index(b"\0", offset)
     return table[offset:end].decode("utf-8")
-
-
-def rewrite(
-    obj: ObjectFile,
-    *,
-    undefine: Iterable[str] = (),
-    rename: Mapping[str, str] | None = None,
-    aliases: Mapping[str, tuple[int, int]] | None = None,
-    globalize: Iterable[str] = (),
-    absolute: Mapping[str, int] | None = None,
-) -> bytes:
-    """Return a copy of ``obj``'s bytes with its symbol table edited.
-
-    * ``undefine``: global definitions whose name becomes a reference. The
-      bytes stay in their section (unreferenced); every relocation that
-      named the symbol now resolves to whatever the linker imports.
-    * ``rename``: ``{name: new_name}`` for global definitions. Combined with
-      ``undefine`` of the same name this splits a definition into a body
-      (under ``new_name``) and references to ``name`` (e.g. a stub).
-    * ``aliases``: ``{new_name: (section_index, offset)}`` adds hidden
-      global symbols, e.g. to export a local constructor.
-    * ``globalize``: weak global definitions that become strong (binding
-      ``STB_GLOBAL``).
-    * ``absolute``: ``{name: value}`` for references that become weak absolute
-      definitions (an ``extern_weak`` reference nobody defines is 0; the
-      linker would call an unresolved reference fatal).
-
-    Only the symbol and string tables change; they move to the end of the
-    file so that every other offset stays valid.
-    """
-    rename = dict(rename or {})
-    aliases = dict(aliases or {})
-    undefine = set(undefine)
-    globalize = set(globalize)
-    absolute = dict(absolute or {})
-    if not (undefine or rename or aliases or globalize or absolute):
-        return obj.data
-    symtab = obj.sections[obj.symtab_index]
-    strtab = obj.sections[symtab.link]
-    table = bytearray(obj.data[symtab.offset : symtab.offset + symtab.size])
-    names = bytearray(obj.data[strtab.offset : strtab.offset + strtab.size])
-
-    def add_name(text: str) -> int:
-        pos = len(names)
-        names.extend(text.encode("utf-8") + b"\0")
-        return pos
-
-    by_name = obj.defined_globals()
-    for name in undefine | set(rename):
-        if name not in by_name:
-            raise KeyError(f"{obj.name} does not define '{name}'")
-    for name, sym in by_name.items():
-        off = sym.index * _SYM.size
-        if name in globalize:
-            table[off + 4] = (STB_GLOBAL << 4) | sym.type
-        if name in rename and name in undefine:
-            # The body moves to a new symbol; the old index stays a reference.
-            table.extend(
-                _SYM.pack(add_name(rename[name]), (STB_GLOBAL << 4) | sym.type,
-                          sym.visibility, sym.shndx, sym.value, sym.size)
-            )
-        elif name in rename:
-            struct.pack_into("<I", table, off, add_name(rename[name]))
-        if name in undefine:
-            bind = STB_WEAK if sym.bind == STB_WEAK else STB_GLOBAL
-            typ = STT_NOTYPE if sym.shndx == SHN_COMMON else sym.type
-            name_offset = struct.unpack_from("<I", table, off)[0]
-            _SYM.pack_into(table, off, name_offset, (bind << 4) | typ, sym.visibility,
-                           SHN_UNDEF, 0, 0)
-    for name, sym in obj.undefined_globals().items():
-        if name in absolute:
-            off = sym.index * _SYM.size
-            name_offset = struct.unpack_from("<I", table, off)[0]
-            _SYM.pack_into(table, off, name_offset, (STB_WEAK << 4) | STT_NOTYPE, STV_DEFAULT,
-                           SHN_ABS, absolute[name], 0)
-    for alias, (shndx, value) in aliases.items():
-        if not (0 < shndx < len(obj.sections) and 0 <= value <= obj.sections[shndx].size):
-            # e.g. a constructor table entry whose addend points elsewhere
-            raise InvalidObjectError(
-                f"{obj.name}: symbol '{alias}' would lie outside section {shndx} "
-                f"(offset {value})")
-        table.extend(_SYM.pack(add_name(alias), (STB_GLOBAL << 4) | STT_FUNC, STV_HIDDEN,
-                               shndx, value, 0))
-
-    out = bytearray(obj.data)
-    out.extend(b"\0" * (-len(out) % 8))
-    symtab_off = len(out)
-    out.extend(table)
-    strtab_off = len(out)
-    out.extend(names)
-    _patch_section(out, symtab.index, symtab_off, len(table))
-    _patch_section(out, strtab.index, strtab_off, len(names))
-    return bytes(out)
-
-
-def _patch_section(out: bytearray, index: int, offset: int, size: int) -> None:
-    e_shoff = struct.unpack_from("<Q", out, 0x28)[0]
-    base = e_shoff + index * _SHDR.size
-    struct.pack_into("<QQ", out, base + 24, offset, size)
