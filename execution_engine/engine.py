@@ -4,6 +4,11 @@ The engine composes a stack from its options (:mod:`.stack`, where the
 layers are listed) and translates the MCJIT API onto it; hot-swap is a
 component it owns (:mod:`.hotswap`), the modules it owns are in a
 :class:`~.module_table.ModuleTable`.
+
+Why this file is longer than the others: it is the whole public API (the
+MCJIT surface, hot-swap, running code, introspection, lifetime). Each method
+is a few lines of delegation under the docstring that states its contract;
+splitting it would scatter the contracts, not the logic.
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ import llvmlite.binding as llvm
 from .errors import EngineClosedError, ExecutionEngineError, LazyCompileError
 from .executors.base import Executor
 from .hotswap import HotSwap
-from .introspection import EngineStats, FunctionInfo, WorkCounters
+from .introspection import (
+    EngineStats,
+    FunctionInfo,
+    WorkCounters,
+    collect_stats,
+    describe_function,
+)
 from .ir import module_checks
 from .ir.module_checks import check_not_owned, module_label
 from .layers.base import AddOptions, Handle
@@ -27,7 +38,7 @@ from .linking.reclaim import Reclaimer
 from .linking.resolver import GlobalMappings
 from .module_table import ModuleTable
 from .native import elf
-from .native.object_files import object_file_bytes
+from .native.object_files import read_object
 from .native.stubs import Stub
 from .options import EngineOptions
 from .stack import Stack, build_stack
@@ -161,14 +172,7 @@ class ExecutionEngine:
         It is validated now and linked at finalization."""
         with self._lock:
             self._check_open()
-            if isinstance(obj_file, (str, os.PathLike)):
-                label = f"object file '{os.fspath(obj_file)}'"
-                with open(obj_file, "rb") as f:
-                    data = f.read()
-            elif isinstance(obj_file, (bytes, bytearray, memoryview)):
-                label, data = "object bytes", bytes(obj_file)
-            else:
-                label, data = "object file", object_file_bytes(obj_file)
+            label, data = read_object(obj_file)
             handle = Handle(label)
             self._add_object(handle, data)
             self._objects.append((handle, data))
@@ -491,32 +495,17 @@ class ExecutionEngine:
     def stats(self) -> EngineStats:
         """A snapshot of what the engine holds and has done (see EngineStats)."""
         with self._lock:
-            stack, work = self._stack, self._work
-            linker = stack.executor.linker
-            return EngineStats(
-                modules=len(self._modules), object_files=len(self._objects),
-                defined_symbols=len(stack.symbols), stubs=len(stack.stubs),
-                linked_sets=stack.redirection.linked_count(),
-                linked_resources=linker.resource_count, lljit_sessions=linker.session_count,
-                pending_sets=len(stack.top.pending()), retired_sets=len(self._reclaimer),
-                recompiled_bodies=self._swap.recompiled_bodies(), compiles=work.compiles,
-                compile_seconds=work.compile_seconds, object_bytes=work.object_bytes,
-                swaps=work.swaps)
+            return collect_stats(self._stack, self._work, modules=len(self._modules),
+                                 object_files=len(self._objects),
+                                 retired_sets=len(self._reclaimer),
+                                 recompiled_bodies=self._swap.recompiled_bodies())
 
     def function_info(self, name: str) -> FunctionInfo | None:
         """Where function ``name`` stands (stub, slot, body), or ``None`` if the
         engine never defined or referred to it. Does not finalize."""
         with self._lock:
             self._check_open()
-            symbols = self._stack.symbols
-            current = symbols.current(name)
-            if not symbols.has_stub(name):
-                if current is None or not current.is_function:
-                    return None
-                return FunctionInfo(name, None, None, current.address)
-            stub = symbols.stub(name)
-            return FunctionInfo(name, stub.address, stub.slot,
-                                stub.target() if stub.is_bound() else None)
+            return describe_function(self._stack.symbols, name)
 
     # -- lifetime ------------------------------------------------------------
 

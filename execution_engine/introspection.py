@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .linking.symbols import SymbolTable
+    from .stack import Stack
 
 
 @dataclass(frozen=True)
@@ -75,3 +80,27 @@ class WorkCounters:
     def swapped(self) -> None:
         with self._lock:
             self.swaps += 1
+
+
+def collect_stats(stack: Stack, work: WorkCounters, **held: int) -> EngineStats:
+    """An :class:`EngineStats` of ``stack`` and ``work``; ``held`` gives what
+    only the engine knows (modules, object_files, retired_sets,
+    recompiled_bodies)."""
+    linker = stack.executor.linker
+    return EngineStats(
+        defined_symbols=len(stack.symbols), stubs=len(stack.stubs),
+        linked_sets=stack.redirection.linked_count(), linked_resources=linker.resource_count,
+        lljit_sessions=linker.session_count, pending_sets=len(stack.top.pending()),
+        compiles=work.compiles, compile_seconds=work.compile_seconds,
+        object_bytes=work.object_bytes, swaps=work.swaps, **held)
+
+
+def describe_function(symbols: SymbolTable, name: str) -> FunctionInfo | None:
+    """Where function ``name`` stands (see :class:`FunctionInfo`)."""
+    current = symbols.current(name)
+    if not symbols.has_stub(name):
+        if current is None or not current.is_function:
+            return None
+        return FunctionInfo(name, None, None, current.address)
+    stub = symbols.stub(name)
+    return FunctionInfo(name, stub.address, stub.slot, stub.target() if stub.is_bound() else None)

@@ -12,6 +12,7 @@ need none of this.
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 
 import llvmlite.binding as llvm
@@ -20,6 +21,17 @@ from llvmlite.binding import ffi
 from ..errors import InvalidObjectError
 
 _EHDR_SIZE = 64
+
+
+def read_object(obj_file: llvm.ObjectFileRef | str | os.PathLike[str] | bytes) -> tuple[str, bytes]:
+    """A label naming ``obj_file`` and its bytes: an ``ObjectFileRef``, a path
+    or bytes (``bytearray``/``memoryview`` too)."""
+    if isinstance(obj_file, (str, os.PathLike)):
+        with open(obj_file, "rb") as f:
+            return f"object file '{os.fspath(obj_file)}'", f.read()
+    if isinstance(obj_file, (bytes, bytearray, memoryview)):
+        return "object bytes", bytes(obj_file)
+    return "object file", object_file_bytes(obj_file)
 
 
 def object_file_bytes(obj: llvm.ObjectFileRef) -> bytes:
