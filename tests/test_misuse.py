@@ -452,13 +452,6 @@ def test_small_code_model_static_code_is_rejected():
     check(result, "InvalidObjectError", "static32", "R_X86_64_32")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "crash: a 32-bit PC-relative relocation (R_X86_64_PC32, from a dso_local "
-    "external global under codemodel='small') to an import more than 2 GB from "
-    "JIT memory (here a global mapping to 0x1000) aborts in "
-    "RuntimeDyldELF::resolveX86_64Relocation (assertion isInt<32>(RealOffset)); "
-    "the import's address is only known in the redirection/linking layers, which "
-    "would have to check the range (or route the reference through a GOT slot)"))
 def test_pc_relative_reference_to_far_mapping():
     result = run_snippet("""
         ee = engine(tm=new_tm(codemodel="small", reloc="static"))
@@ -473,7 +466,24 @@ def test_pc_relative_reference_to_far_mapping():
         ee.remove_module(m)
         report(ee)
     """)
-    check(result, "ExecutionEngineError", "far_counter")
+    check(result, "LinkError", "far_counter", "0x1000")
+
+
+def test_pc_relative_reference_to_near_mapping_links():
+    result = run_snippet("""
+        ee = engine(tm=new_tm(codemodel="small", reloc="static"))
+        m = module('''@near_counter = external dso_local global i64
+        define i64 @read_near() {
+          %v = load i64, ptr @near_counter
+          ret i64 %v
+        }''', "nearmod")
+        ee.add_module(m)
+        near = ctypes.c_int64(41)
+        ee.add_global_mapping(m.get_global_variable("near_counter"), ctypes.addressof(near))
+        fn = ctypes.CFUNCTYPE(ctypes.c_int64)(ee.get_function_address("read_near"))
+        print(json.dumps({"value": fn()}))
+    """)
+    assert result["value"] == 41
 
 
 # -- object files ----------------------------------------------------------------

@@ -44,6 +44,9 @@ class Linker(Protocol):
 
     def copy(self, dst: int, src: int, size: int) -> None: ...
 
+    def near_address(self) -> int:
+        """An address next to where the next link's memory will be mapped."""
+
     @property
     def session_count(self) -> int: ...
 

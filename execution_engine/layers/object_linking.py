@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import llvmlite.binding as llvm
 
 from ..errors import LinkError
+from ..native.pages import PageBlock
 
 
 @dataclass(eq=False)
@@ -131,6 +132,16 @@ class ObjectLinkingLayer:
     @staticmethod
     def find_symbol_in(resource: LinkedResource, name: str) -> int | None:
         return resource.exports.get(name)
+
+    @staticmethod
+    def near_address() -> int:
+        """An address next to where the next link's memory will be mapped (the
+        linker's memory manager maps anonymous memory, as this probe does)."""
+        probe = PageBlock(1)
+        try:
+            return probe.address
+        finally:
+            probe.release()
 
     @staticmethod
     def copy(dst: int, src: int, size: int) -> None:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ..errors import UnresolvedSymbolError
+from ..errors import LinkError, UnresolvedSymbolError
 from ..linking import structors
 from ..linking.link_plan import LinkPlanner, ObjectUnit, Plan, dependencies, link_order
 from ..linking.reclaim import Reclaimer
@@ -191,6 +191,13 @@ class RedirectionLayer:
                     earlier.exports[earlier.exports.index(name)] = shadow
                     earlier.definitions = [d for d in earlier.definitions if d[0] != name]
                 owner[name] = plan
+        near: int | None = None
+        for plan in group:
+            if plan.unit.obj.near_imports:
+                near = self.base.near_address() if near is None else near
+                error = elf.reach_error(plan.unit.obj, imports, near)
+                if error is not None:
+                    raise LinkError(error)
         exports = [n for p in group for n in p.exports]
         blobs = [
             elf_rewrite.rewrite(p.unit.obj, undefine=p.undefine, rename=p.rename, aliases=p.aliases,

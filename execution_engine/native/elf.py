@@ -153,6 +153,10 @@ class ObjectFile:
         self.symtab_index = -1
         self._alloc_total = 0
         self._unloaded: set[int] = set()  # symbols defined in sections that are not loaded
+        # Imports reached by PC-relative relocations the linker resolves directly
+        # (no stub or GOT entry): name -> (fewest bits, largest |addend|). Their
+        # address must lie within reach of the memory the object is linked into.
+        self.near_imports: dict[str, tuple[int, int]] = {}
         try:
             self._parse()
         except InvalidObjectError:
@@ -338,12 +342,19 @@ class ObjectFile:
             site = self._blob(target)
             addends = [a + int.from_bytes(site[o:o + 4], "little") if t in implicit else a
                        for o, t, a in zip(offsets, types, addends, strict=True)]
+        through = _THROUGH_LINKER.get(self.machine, frozenset())
+        if not present <= through:
+            for rtype, index, addend in zip(types, symbols, addends, strict=True):
+                sym = self.symbols[index]
+                if index and sym.shndx == SHN_UNDEF and rtype in pcrel and rtype not in through:
+                    fewest, farthest = self.near_imports.get(sym.name, (64, 0))
+                    self.near_imports[sym.name] = (min(fewest, pcrel[rtype]),
+                                                   max(farthest, abs(addend)))
         # |S - P| <= symbol offset + object size <= 2 * object size
         reach = 2 * self._alloc_total + _LINKER_SLACK
         if (min(pcrel[t] for t in present) == 32 and max(map(abs, addends)) + reach < 1 << 31
                 and 0 not in symbols and self._unloaded.isdisjoint(symbols)):
             return  # the common case: nothing can overflow
-        through = _THROUGH_LINKER.get(self.machine, frozenset())
         nsec = len(self.sections)
         for rtype, index, addend in zip(types, symbols, addends, strict=True):
             bits = pcrel.get(rtype)
@@ -407,6 +418,21 @@ class ObjectFile:
 
     def sections_named(self, prefix: str) -> list[Section]:
         return [s for s in self.sections if s.name == prefix or s.name.startswith(prefix + ".")]
+
+
+def reach_error(obj: ObjectFile, imports: dict[str, int], near: int) -> str | None:
+    """Why ``obj`` cannot be linked near address ``near`` with ``imports``
+    (name -> address), or None: a PC-relative reference to an import that
+    lies out of its relocation's reach would be fatal in the linker."""
+    reach = 2 * obj._alloc_total + _LINKER_SLACK
+    for name, (bits, addend) in obj.near_imports.items():
+        address = imports.get(name)
+        if address is not None and abs(address - near) + addend + reach >= 1 << (bits - 1):
+            return (f"{obj.name}: a {bits}-bit PC-relative reference to '{name}' cannot reach "
+                    f"its address {address:#x} from JIT memory (near {near:#x}); compile with "
+                    "the JIT's default code model (codemodel='jitdefault') or reloc='pic', or "
+                    "map the symbol within 2 GB of JIT memory")
+    return None
 
 
 def _physical_memory() -> int:

@@ -170,6 +170,11 @@ class RemoteLinker:
     def copy(self, dst: int, src: int, size: int) -> None:
         self.session.request("copy", dst=dst, src=src, size=size)
 
+    def near_address(self) -> int:
+        """See ObjectLinkingLayer.near_address (asked of the executor)."""
+        reply, _ = self.session.request("near")
+        return int(reply["address"])
+
     @property
     def session_count(self) -> int:
         return 0

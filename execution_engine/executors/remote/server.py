@@ -107,6 +107,9 @@ class Executor:
         ctypes.memmove(header["dst"], header["src"], header["size"])
         return {}, b""
 
+    def op_near(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
+        return {"address": self.linker.near_address()}, b""
+
     def op_read(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
         return {}, ctypes.string_at(header["address"], header["size"])
 
