@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import DuplicateSymbolError
@@ -70,9 +70,9 @@ class Definition:
     origin: str = ""
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Entry:
-    definitions: list[Definition] = field(default_factory=list)
+    definitions: tuple[Definition, ...] = ()  # oldest first; empty costs nothing
     current: Definition | None = None
     stub: Stub | None = None
 
@@ -116,7 +116,7 @@ class SymbolTable:
         """Add ``definition``; rebind the name's stub if it became current."""
         with self._lock:
             entry = self._entries.setdefault(definition.name, _Entry())
-            entry.definitions.append(definition)
+            entry.definitions += (definition,)
             cur = entry.current
             if cur is None or not definition.weak:
                 self._make_current(entry, definition)
@@ -128,10 +128,12 @@ class SymbolTable:
                 entry = self._entries.get(name)
                 if entry is None:
                     continue
-                entry.definitions = [d for d in entry.definitions if d.handle is not handle]
+                entry.definitions = tuple(d for d in entry.definitions if d.handle is not handle)
                 if entry.current is not None and entry.current.handle is handle:
                     self._make_current(entry, winner((d.weak, d) for d in entry.definitions),
                                        removing=handle)
+                if not entry.definitions and entry.stub is None:
+                    del self._entries[name]  # nothing refers to the name any more
 
     def current_count(self, handle: object) -> int:
         """How many names ``handle`` currently defines (0: it is superseded)."""
@@ -193,3 +195,7 @@ class SymbolTable:
     def __len__(self) -> int:
         """How many names are defined now."""
         return sum(1 for e in self._entries.values() if e.current is not None)
+
+    def entry_count(self) -> int:
+        """How many names the table keeps anything for (defined, or with a stub)."""
+        return len(self._entries)

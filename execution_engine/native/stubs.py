@@ -37,7 +37,6 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from .pages import PAGE_SIZE, PROT_EXEC, PROT_READ, PageBlock
@@ -77,24 +76,32 @@ def _resolver_code(callback: int) -> bytes:
     )
 
 
-@dataclass
 class Stub:
-    """One stub: its callable address, its slot's address, and its name."""
+    """One stub: its callable address, its slot's address, and its name.
 
-    id: int
-    name: str
-    address: int
-    slot: int
-    trampoline: int
-    manager: Any = field(default=None, repr=False, compare=False)
+    Compact (a REPL may create one per name it ever sees): the id, the name
+    and the chunk base; the addresses follow from the chunk layout above.
+    """
 
-    @classmethod
-    def in_chunk(cls, chunk_base: int, index: int, stub_id: int, name: str,
-                 manager: Any) -> Stub:
-        """Stub number ``index`` of the chunk at ``chunk_base`` (the layout above)."""
-        return cls(stub_id, name, chunk_base + index * _STUB_SIZE,
-                   chunk_base + _SLOTS_OFFSET + index * 8,
-                   chunk_base + _TRAMPOLINES_OFFSET + index * _TRAMPOLINE_SIZE, manager)
+    __slots__ = ("id", "name", "_base", "manager")
+
+    def __init__(self, stub_id: int, name: str, chunk_base: int, manager: Any):
+        self.id = stub_id
+        self.name = name
+        self._base = chunk_base
+        self.manager = manager
+
+    @property
+    def address(self) -> int:
+        return self._base + (self.id % STUBS_PER_CHUNK) * _STUB_SIZE
+
+    @property
+    def slot(self) -> int:
+        return self._base + _SLOTS_OFFSET + (self.id % STUBS_PER_CHUNK) * 8
+
+    @property
+    def trampoline(self) -> int:
+        return self._base + _TRAMPOLINES_OFFSET + (self.id % STUBS_PER_CHUNK) * _TRAMPOLINE_SIZE
 
     def target(self) -> int:
         """The address the slot currently holds."""
@@ -102,6 +109,9 @@ class Stub:
 
     def is_bound(self) -> bool:
         return self.target() != self.trampoline
+
+    def __repr__(self) -> str:
+        return f"<Stub {self.id} {self.name!r} at {self.address:#x}>"
 
 
 class StubManager:
@@ -128,10 +138,9 @@ class StubManager:
     def allocate(self, name: str) -> Stub:
         """A new stub for ``name`` whose slot is unbound."""
         with self._lock:
-            index = len(self._stubs) % STUBS_PER_CHUNK
-            if index == 0:
+            if len(self._stubs) % STUBS_PER_CHUNK == 0:
                 self._chunks.append(self._new_chunk())
-            stub = Stub.in_chunk(self._chunks[-1].address, index, len(self._stubs), name, self)
+            stub = Stub(len(self._stubs), name, self._chunks[-1].address, self)
             self._stubs.append(stub)
         self.unbind(stub)
         return stub

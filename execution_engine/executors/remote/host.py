@@ -208,7 +208,7 @@ class RemoteStubManager:
         if not self._free:
             reply, _ = self.session.request("stubs", count=STUBS_PER_CHUNK)
             base, first = reply["chunk_bases"][-1], reply["first"]
-            chunk = [Stub.in_chunk(base, i, first + i, "", self) for i in range(STUBS_PER_CHUNK)]
+            chunk = [Stub(first + i, "", base, self) for i in range(STUBS_PER_CHUNK)]
             self._stubs.extend(chunk)
             self._free.extend(reversed(chunk))
         stub = self._free.pop()
