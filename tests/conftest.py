@@ -1,16 +1,18 @@
 """Shared helpers for the unit tests: target machines, IR -> module / object,
-calling JIT'd code, and direct construction of the layer stack."""
+calling JIT'd code, direct construction of the layer stack, and lazy engines
+whose compilations are recorded (``make_lazy``)."""
 
 from __future__ import annotations
 
 import ctypes
 import re
 import textwrap
+from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 import pytest
 
-from execution_engine import InProcessCompiler
+from execution_engine import ExecutionEngine, InProcessCompiler, create_mcjit_compiler
 from execution_engine.layers.base import Handle
 from execution_engine.layers.ir_compile import IRCompileLayer
 from execution_engine.layers.object_linking import ObjectLinkingLayer
@@ -138,3 +140,43 @@ def stack():
     s = Stack()
     yield s
     s.close()
+
+
+@dataclass
+class Lazy:
+    """A lazy engine, its modules, and a log of every module it compiled: for
+    each, the functions it defines (shared-local prefixes stripped) and its text."""
+
+    engine: ExecutionEngine
+    modules: list[llvm.ModuleRef]
+    log: list[list[str]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def fn(self, name: str, restype=ctypes.c_int64, *argtypes):
+        return cfunc(self.engine.get_function_address(name), restype, *argtypes)
+
+    def compiled(self) -> list[str]:
+        """Functions compiled so far, in order (one entry per compilation)."""
+        return [name for names in self.log for name in names]
+
+
+@pytest.fixture
+def make_lazy():
+    """``make_lazy(*ir_texts, policy=..., **options)``: a lazy engine holding the
+    modules (named m0, m1, ...), its compilations recorded; closed after the test."""
+    made: list[Lazy] = []
+
+    def make(*texts: str, policy: str = "stub", **options) -> Lazy:
+        modules = [parse_ir(t, f"m{i}") for i, t in enumerate(texts)]
+        recorder = RecordingCompiler()
+        engine = create_mcjit_compiler(modules[0], make_tm(), lazy=True, redirection=policy,
+                                       compiler=recorder, **options)
+        lazy = Lazy(engine, modules, recorder.log, recorder.texts)
+        for m in modules[1:]:
+            engine.add_module(m)
+        made.append(lazy)
+        return lazy
+
+    yield make
+    for lazy in made:
+        lazy.engine.close()

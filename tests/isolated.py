@@ -61,10 +61,15 @@ class Outcome:
         return -self.returncode if self.returncode < 0 else None
 
     @property
+    def ok(self) -> bool:
+        """The case returned and the process exited with status 0."""
+        return self.returned and self.returncode == 0
+
+    @property
     def value(self) -> Any:
         """The case's return value; ``AssertionError`` saying how the process
         ended if the case did not return normally."""
-        if not self.returned or self.returncode != 0:
+        if not self.ok:
             raise AssertionError(self.describe())
         return self.result
 
