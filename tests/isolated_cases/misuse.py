@@ -86,6 +86,14 @@ def attempt(action: Callable[[], T]) -> Attempt[T]:
                               "message": str(exc)})
 
 
+def in_turn(*actions: Callable[[], object]) -> Callable[[], None]:
+    """One action doing ``actions`` in order (for :func:`attempt`)."""
+    def run() -> None:
+        for action in actions:
+            action()
+    return run
+
+
 def good_module_works(ee: xe.ExecutionEngine) -> bool:
     """A new module can be added, finalized and called; good() still works,
     through the address taken before the error and through a new lookup."""
@@ -132,6 +140,7 @@ def unresolved_externals_are_all_named_and_can_be_mapped_later() -> Report:
     for name, value in (("miss_a", 1), ("miss_b", 20), ("miss_c", 300)):
         callbacks.append(ctypes.CFUNCTYPE(ctypes.c_int64)(lambda v=value: v))
         address = ctypes.cast(callbacks[-1], ctypes.c_void_p).value
+        assert address
         ee.add_global_mapping(needy.get_function(name), address)
     ee.finalize_object()
     return report(ee, tried, user=call(ee.get_function_address("user")))
@@ -261,7 +270,7 @@ def intrinsic_of_another_target() -> Report:
           %v = call i64 @llvm.aarch64.get.fpcr()
           ret i64 %v
         }""", "foreign_intrinsic")
-    tried = attempt(lambda: (ee.add_module(bad), ee.finalize_object()))
+    tried = attempt(in_turn(lambda: ee.add_module(bad), ee.finalize_object))
     try:
         ee.remove_module(bad)
     except KeyError:  # refused when added
@@ -325,7 +334,7 @@ def pc_relative_reference_to_far_mapping() -> Report:
         }""", "farmod")
     ee.add_module(m)
     far = m.get_global_variable("far_counter")
-    tried = attempt(lambda: (ee.add_global_mapping(far, 0x1000), ee.finalize_object()))
+    tried = attempt(in_turn(lambda: ee.add_global_mapping(far, 0x1000), ee.finalize_object))
     ee.remove_module(m)
     return report(ee, tried)
 
@@ -549,7 +558,7 @@ def object_file_path_that_does_not_exist() -> Report:
 
 def non_object_passed_to_add_object_file() -> Report:
     ee = engine()
-    return report(ee, attempt(lambda: ee.add_object_file(12345)))  # type: ignore[arg-type]
+    return report(ee, attempt(lambda: ee.add_object_file(12345)))
 
 
 BAD_CACHED_OBJECTS: dict[str, Callable[[bytes], bytes]] = {
@@ -623,7 +632,7 @@ def closed_module_passed_to_add_module() -> Report:
 def non_module_passed_to_add_module() -> Report:
     ee = engine()
     text = "define i64 @f() { ret i64 1 }"
-    return report(ee, attempt(lambda: ee.add_module(text)))  # type: ignore[arg-type]
+    return report(ee, attempt(lambda: ee.add_module(text)))
 
 
 def module_owned_by_another_engine() -> Report:
@@ -701,7 +710,7 @@ def global_mapping_to_an_impossible_address(address: int) -> Report:
         }""", "mapped_mod")
     ee.add_module(m)
     ext = m.get_function("mapped_ext")
-    tried = attempt(lambda: (ee.add_global_mapping(ext, address), ee.finalize_object()))
+    tried = attempt(in_turn(lambda: ee.add_global_mapping(ext, address), ee.finalize_object))
     ee.remove_module(m)
     return report(ee, tried)
 
@@ -715,7 +724,7 @@ def duplicate_strong_definition_in_strict_mode(batch: str) -> Report:
     ee.add_module(module(fn("dup", 1), "first"))
     dup = ee.get_function_address("dup") if batch == "separately" else 0
     second = module(fn("dup", 2), "second")
-    tried = attempt(lambda: (ee.add_module(second), ee.finalize_object()))
+    tried = attempt(in_turn(lambda: ee.add_module(second), ee.finalize_object))
     early = call(dup) if dup else None
     try:
         ee.remove_module(second)
