@@ -49,13 +49,13 @@ def test_modules_are_transformed_when_emitted_not_when_added(base):
     assert not layer.is_pending(handle)
 
 
-def test_the_copy_goes_down_owned_with_the_users_module_as_source(base):
+def test_the_copy_goes_down_in_place_with_the_users_module_as_source(base):
     layer = IRTransformLayer(base, Renamer())
     module = parse_ir(F, "user")
     handle = layer.add(Handle("m"), module, AddOptions(replaceable=True))
     layer.emit([handle])
     _, options = base.added[handle]
-    assert options.owned and options.replaceable and options.source is module
+    assert options.in_place and options.replaceable and options.source is module
 
 
 def test_a_source_given_above_is_kept(base):

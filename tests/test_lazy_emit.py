@@ -54,12 +54,12 @@ def test_a_held_set_is_not_built_until_one_of_its_names_is_looked_up(layer, base
     assert len(deferred.built) == 1  # built once
 
 
-def test_the_built_module_goes_down_owned_and_is_closed_after_the_emit(layer, base):
+def test_the_built_module_goes_down_to_compile_in_place_and_is_closed_after_the_emit(layer, base):
     deferred = Deferred("f")
     handle = layer.add(Handle("vars"), deferred.unit(), AddOptions(keep_existing_data=True))
     layer.find_symbol("f")
     _, options = base.added[handle]
-    assert options.owned and options.keep_existing_data  # the caller's options, owned
+    assert options.in_place and options.keep_existing_data  # the caller's, in place
     assert deferred.built[0].closed
 
 

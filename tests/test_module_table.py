@@ -73,6 +73,24 @@ def test_release_gives_the_module_back_and_detaches_the_engines_reference(table)
     user.close()  # the user's again: closing disposes of it
 
 
+def test_release_handle_gives_an_open_module_back(table):
+    user, handle = parse_ir(F, "a"), Handle("a")
+    own = table.add(user, handle)
+    table.release_handle(handle)
+    assert own.closed and not user.closed and "@f()" in str(user)
+    assert user not in table and table.module_of(handle) is None and len(table) == 0
+    user.close()
+
+
+def test_release_handle_disposes_of_a_module_the_user_closed(table):
+    user, handle = parse_ir(F, "a"), Handle("a")
+    own = table.add(user, handle)
+    user.close()
+    table.release_handle(handle)
+    assert own.closed and table.module_of(handle) is None and len(table) == 0
+    table.release_handle(handle)  # not in the table: nothing to do
+
+
 def test_rekey_moves_a_module_to_a_new_handle(table):
     user, old, new = parse_ir(F, "a"), Handle("old"), Handle("new")
     own = table.add(user, old)

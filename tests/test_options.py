@@ -23,7 +23,7 @@ F = "define i64 @f() {\n  ret i64 1\n}\n"
 
 def test_defaults():
     options = EngineOptions()
-    assert options.strict is False and options.lazy is False
+    assert options.strict is False and options.lazy is False and options.compile_in_place
     assert options.redirection is STUB and options.partition is FUNCTION
     assert options.grace_period == 1.0
     assert options.executor == LocalExecutorSpec()
@@ -40,6 +40,7 @@ def test_policies_are_given_by_name_or_value():
     ({"strict": "yes"}, TypeError, "strict"),
     ({"strict": None}, TypeError, "strict"),
     ({"lazy": 1}, TypeError, "lazy"),
+    ({"compile_in_place": "no"}, TypeError, "compile_in_place"),
     ({"redirection": "double"}, ValueError, "redirection"),
     ({"partition": "everything"}, ValueError, "partition"),
     ({"grace_period": -1}, ValueError, "grace_period"),
@@ -74,7 +75,7 @@ def test_an_unknown_option_lists_the_known_ones():
     message = str(info.value)
     assert "lazzy, optimise" in message
     for known in ("strict", "redirection", "lazy", "partition", "grace_period", "executor",
-                  "compiler", "remote", "timeout", "session_capacity"):
+                  "compiler", "compile_in_place", "remote", "timeout", "session_capacity"):
         assert known in message
 
 
