@@ -310,12 +310,10 @@ def _new_engine(sc: SwapChain, policy: str) -> execution_engine.ExecutionEngine:
     return ee
 
 
-def _slot_holds(ee: execution_engine.ExecutionEngine, name: str, address: int) -> bool | None:
-    """Whether ``name``'s pointer slot holds ``address`` (None: internals unavailable)."""
-    try:
-        return ee._symbols.stub(name).target() == address
-    except AttributeError:
-        return None
+def _slot_holds(ee: execution_engine.ExecutionEngine, name: str, address: int) -> bool:
+    """Whether ``name``'s pointer slot holds ``address``."""
+    info = ee.function_info(name)
+    return info is not None and info.body == address
 
 
 class SizeBench:
@@ -375,7 +373,7 @@ class SizeBench:
             except Exception as exc:  # noqa: BLE001 - reported as n/a with the reason
                 series.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
                 continue
-            if _slot_holds(ee, sc.name, address) is False:
+            if not _slot_holds(ee, sc.name, address):
                 series.error = "the slot does not hold the address returned"
             if record:
                 series.times.append(seconds)
@@ -468,15 +466,13 @@ def measure(sizes: dict[int, Plan], *, log: Callable[[str], None]) -> list[Row]:
 
 
 def _engine_state(ee: execution_engine.ExecutionEngine, label: str) -> list[str]:
-    """What the engine still holds after the swaps (diagnostics; internals)."""
-    try:
-        return [f"{label}: {ee._linker.session_count} LLJIT session(s), "
-                f"{len(ee._linker._resources)} linked resources, "
-                f"{len(ee._redirection._states)} handle states, "
-                f"{len(ee._origin)} recompiled-body entries, {len(ee._modules)} modules, "
-                f"{len(ee._reclaimer)} retired sets"]
-    except AttributeError:
-        return []
+    """What the engine still holds after the swaps (``engine.stats()``)."""
+    stats = ee.stats()
+    return [f"{label}: {stats.lljit_sessions} LLJIT session(s), "
+            f"{stats.linked_resources} linked resources, "
+            f"{stats.linked_sets} linked sets, "
+            f"{stats.recompiled_bodies} recompiled bodies, {stats.modules} modules, "
+            f"{stats.retired_sets} retired sets"]
 
 
 # -- reporting ------------------------------------------------------------------------
@@ -658,8 +654,8 @@ def section(rows: list[Row], picture: bool) -> str:
         "update engines were then updated to a *different* body and checked against a model",
         "with that body; the floor's linked function was called once, linked against an",
         "engine's `f<N/2-1>`. The *state after the swaps* lines count what each engine",
-        "still holds (private attributes): the recompiled-body entries are",
-        "`ExecutionEngine._origin`, one per recompiled body still alive (see the memory section).",
+        "still holds (`engine.stats()`): the recompiled bodies are those still alive",
+        "(see the memory section).",
     ]
     extra = notes(rows)
     if extra:

@@ -55,9 +55,16 @@ class EngineOptions:
         object.__setattr__(self, "partition", partition_policy(self.partition))
         if self.grace_period is not None and (
                 isinstance(self.grace_period, bool)
-                or not isinstance(self.grace_period, (int, float)) or self.grace_period < 0):
+                or not isinstance(self.grace_period, (int, float))
+                or not self.grace_period >= 0):  # NaN too
             raise ValueError(f"grace_period must be a number of seconds >= 0 or None, not "
                              f"{self.grace_period!r}")
+        if not callable(getattr(self.executor, "create", None)):
+            raise TypeError(f"executor must be an executor spec (LocalExecutorSpec, "
+                            f"RemoteExecutorSpec), not {self.executor!r}")
+        if not callable(getattr(self.compiler, "compile", None)):
+            raise TypeError(f"compiler must be a compile backend (an object with a compile() "
+                            f"method, e.g. InProcessCompiler), not {self.compiler!r}")
         if self.lazy:
             self.redirection.check_lazy()
 

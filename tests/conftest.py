@@ -1,17 +1,24 @@
 """Shared helpers for the unit tests: target machines, IR -> module / object,
-calling JIT'd code, and direct construction of the layer stack."""
+calling JIT'd code, direct construction of the layer stack, and lazy engines
+whose compilations are recorded (``make_lazy``)."""
 
 from __future__ import annotations
 
 import ctypes
 import re
 import textwrap
+from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 import pytest
 
-from execution_engine import InProcessCompiler
-from execution_engine.layers.base import Handle
+from execution_engine import (
+    ExecutionEngine,
+    ExecutionEngineError,
+    InProcessCompiler,
+    create_mcjit_compiler,
+)
+from execution_engine.layers.base import DEFAULT, AddOptions, Handle
 from execution_engine.layers.ir_compile import IRCompileLayer
 from execution_engine.layers.object_linking import ObjectLinkingLayer
 from execution_engine.layers.redirection import RedirectionLayer
@@ -133,8 +140,108 @@ class Stack:
         self.stubs.close()
 
 
+class RecordingLayer:
+    """A bottom layer for unit tests of the layers above it: records what
+    reaches it and "links" a set by noting it. Sets defining a name in
+    ``fail_names`` fail to link: they stay pending and emit raises after the
+    others are linked (the Layer contract). A linked set's functions answer
+    ``find_symbol`` with ``address_of(name)``."""
+
+    def __init__(self) -> None:
+        self.added: dict[Handle, tuple[object, AddOptions]] = {}
+        self.texts: dict[Handle, str] = {}  # each module's text when added
+        self.defines: dict[Handle, set[str]] = {}
+        self.emits: list[list[Handle]] = []
+        self.linked: list[Handle] = []
+        self.removed: list[Handle] = []
+        self.fail_names: set[str] = set()
+
+    @staticmethod
+    def address_of(name: str) -> int:
+        return 0x1000 + sum(map(ord, name))
+
+    def add(self, handle: Handle, unit, options: AddOptions = DEFAULT) -> Handle:
+        self.added[handle] = (unit, options)
+        self.texts[handle] = str(unit)
+        self.defines[handle] = {f.name for f in unit.functions if not f.is_declaration}
+        return handle
+
+    def emit(self, handles=None) -> None:
+        chosen = [h for h in (list(self.added) if handles is None else handles)
+                  if self.is_pending(h)]
+        self.emits.append(chosen)
+        failed = [h for h in chosen if self.defines[h] & self.fail_names]
+        self.linked += [h for h in chosen if h not in failed]
+        if failed:
+            raise ExecutionEngineError(f"{failed[0].name} failed to link")
+
+    def is_pending(self, handle: Handle) -> bool:
+        return handle in self.added and handle not in self.linked
+
+    def pending(self) -> list[Handle]:
+        return [h for h in self.added if self.is_pending(h)]
+
+    def remove(self, handle: Handle) -> None:
+        self.added.pop(handle, None)
+        if handle in self.linked:
+            self.linked.remove(handle)
+        self.removed.append(handle)
+
+    def find_symbol(self, name: str) -> int | None:
+        for handle in self.linked:
+            found = self.find_symbol_in(handle, name)
+            if found:
+                return found
+        return None
+
+    def find_symbol_in(self, handle: Handle, name: str) -> int | None:
+        if handle in self.linked and name in self.defines[handle]:
+            return self.address_of(name)
+        return None
+
+
 @pytest.fixture
 def stack():
     s = Stack()
     yield s
     s.close()
+
+
+@dataclass
+class Lazy:
+    """A lazy engine, its modules, and a log of every module it compiled: for
+    each, the functions it defines (shared-local prefixes stripped) and its text."""
+
+    engine: ExecutionEngine
+    modules: list[llvm.ModuleRef]
+    log: list[list[str]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+
+    def fn(self, name: str, restype=ctypes.c_int64, *argtypes):
+        return cfunc(self.engine.get_function_address(name), restype, *argtypes)
+
+    def compiled(self) -> list[str]:
+        """Functions compiled so far, in order (one entry per compilation)."""
+        return [name for names in self.log for name in names]
+
+
+@pytest.fixture
+def make_lazy():
+    """``make_lazy(*ir_texts, policy=..., **options)``: a lazy engine holding the
+    modules (named m0, m1, ...), its compilations recorded; closed after the test."""
+    made: list[Lazy] = []
+
+    def make(*texts: str, policy: str = "stub", **options) -> Lazy:
+        modules = [parse_ir(t, f"m{i}") for i, t in enumerate(texts)]
+        recorder = RecordingCompiler()
+        engine = create_mcjit_compiler(modules[0], make_tm(), lazy=True, redirection=policy,
+                                       compiler=recorder, **options)
+        lazy = Lazy(engine, modules, recorder.log, recorder.texts)
+        for m in modules[1:]:
+            engine.add_module(m)
+        made.append(lazy)
+        return lazy
+
+    yield make
+    for lazy in made:
+        lazy.engine.close()

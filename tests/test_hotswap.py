@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import ctypes
 import re
-import subprocess
-import sys
-import textwrap
+import signal
 import time
 
+import isolated
 import llvmlite.binding as llvm
 import pytest
 from conftest import cfunc, i64_at, make_tm, parse_ir
+from isolated_cases import hotswap as hotswap_cases
 
 from execution_engine import (
     ExecutionEngine,
@@ -534,31 +534,10 @@ def test_default_grace_retires_then_frees(make_engine, policy):
 
 # -- stale pointers --------------------------------------------------------------
 
-STALE_CALL = """
-import ctypes
-import llvmlite.binding as llvm
-import execution_engine
-
-llvm.initialize_native_target()
-llvm.initialize_native_asmprinter()
-llvm.initialize_native_asmparser()
-tm = llvm.Target.from_default_triple().create_target_machine()
-module = llvm.parse_assembly("define i64 @doomed_fn() {{\\n  ret i64 7\\n}}\\n")
-engine = execution_engine.create_mcjit_compiler(module, tm, redirection="{policy}")
-doomed = ctypes.CFUNCTYPE(ctypes.c_int64)(engine.get_function_address("doomed_fn"))
-assert doomed() == 7
-engine.remove_module(module)
-print("calling", flush=True)
-doomed()
-print("returned", flush=True)
-"""
-
-
 @SWAPPABLE
 def test_stale_pointer_aborts_naming_function(policy):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(STALE_CALL.format(policy=policy))],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.stdout == "calling\n", proc.stderr
-    assert proc.returncode == -6, proc.stderr  # SIGABRT, not SIGSEGV (-11)
-    assert "doomed_fn" in proc.stderr
-    assert "not linked" in proc.stderr
+    outcome = isolated.run(hotswap_cases.call_removed_function, policy)
+    assert outcome.stdout == "calling\n", outcome.stderr
+    assert outcome.signal == signal.SIGABRT, outcome.describe()  # not SIGSEGV
+    assert "doomed_fn" in outcome.stderr
+    assert "not linked" in outcome.stderr

@@ -8,59 +8,53 @@ from __future__ import annotations
 import ctypes.util
 import os
 import struct
-import subprocess
-import sys
-import textwrap
 import time
 
+import isolated
+import llvmlite.binding as llvm
 import pytest
 from conftest import RecordingCompiler, is_mapped, make_tm, parse_ir
+from isolated_cases import remote as remote_cases
 
-from execution_engine import ExecutionEngineError, LazyCompileError, create_mcjit_compiler
-from execution_engine.executors.remote.host import (
+from execution_engine import (
+    ExecutionEngine,
+    ExecutionEngineError,
     ExecutorCrashedError,
     ExecutorError,
     ExecutorExitedError,
     ExecutorTimeoutError,
+    LazyCompileError,
+    create_mcjit_compiler,
 )
 
 LIBC = ctypes.util.find_library("c")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# A fresh executor cannot resolve libc symbols on its first link (see
-# test_process_symbols_resolve_on_first_link); engines whose code calls libc
-# load it explicitly first, as the CLI does with libm.
-_RESOLVE_BUG = (
-    "resolver.ProcessResolver.__call__ uses llvm.address_of_symbol, which searches the "
-    "process's own symbols only after LLVM's DynamicLibrary::LoadLibraryPermanently(nullptr) "
-    "(done when llvmlite creates its first LLJIT or MCJIT); imports are resolved before the "
-    "first link creates the ObjectLinkingLayer's LLJIT, so libc's 'puts' is unresolved "
-)
-_RESOLVE_BUG_REMOTE = _RESOLVE_BUG + (
-    "(the executor's 'resolve' op runs before it has linked anything, and "
-    "RemoteExecutor.resolve_process caches the None)")
-_RESOLVE_BUG_LOCAL = _RESOLVE_BUG + (
-    "in a fresh process that has created no LLJIT yet (llvmlite's own MCJIT resolves it)")
-
-
-@pytest.fixture
-def remote():
+class RemoteEngines:
     """``remote(*ir_texts, libc=False, **options)``: a remote engine holding the
-    modules (named m0, m1, ...); closed after the test."""
-    made = []
+    modules (named m0, m1, ...); ``remote.modules(engine)`` lists them."""
 
-    def make(*texts: str, libc: bool = False, **options):
+    def __init__(self) -> None:
+        self.made: list[tuple[ExecutionEngine, list[llvm.ModuleRef]]] = []
+
+    def __call__(self, *texts: str, libc: bool = False, **options) -> ExecutionEngine:
         modules = [parse_ir(t, f"m{i}") for i, t in enumerate(texts)]
         engine = create_mcjit_compiler(modules[0], make_tm(), remote=True, **options)
         if libc:
             engine.load_library(LIBC)
         for m in modules[1:]:
             engine.add_module(m)
-        made.append(engine)
+        self.made.append((engine, modules))
         return engine
 
-    yield make
-    for engine in made:
+    def modules(self, engine: ExecutionEngine) -> list[llvm.ModuleRef]:
+        return next(modules for made, modules in self.made if made is engine)
+
+
+@pytest.fixture
+def remote():
+    engines = RemoteEngines()
+    yield engines
+    for engine, _ in engines.made:
         engine.close()
 
 
@@ -491,7 +485,7 @@ def test_remove_module(remote):
     extra = engine.get_function_address("extra")
     assert engine.call("extra", 5) == 15
     assert read_i64(engine, "extra_data") == 77
-    module = next(m for m in engine._modules if m.name == "m1")
+    module = remote.modules(engine)[1]
     engine.remove_module(module)
     assert engine.get_function_address("extra") == 0
     assert engine.get_global_value_address("extra_data") == 0
@@ -714,78 +708,43 @@ def test_static_constructors_run_in_the_executor(remote):
     assert read_i64(engine, "g") == 99
 
 
-_PUTS_SCRIPT = """
-import ctypes.util, os, sys
-import llvmlite.binding as llvm
-import execution_engine
-
-llvm.initialize_native_target()
-llvm.initialize_native_asmprinter()
-llvm.initialize_native_asmparser()
-IR = r'''
-@s = private constant [24 x i8] c"hello from the executor\\00"
-declare i32 @puts(ptr)
-define i32 @hi() {
-  %r = call i32 @puts(ptr @s)
-  ret i32 %r
-}
-'''
-module = llvm.parse_assembly(IR)
-engine = execution_engine.create_mcjit_compiler(
-    module, llvm.Target.from_default_triple().create_target_machine(), remote=REMOTE)
-if LOAD_LIBC:
-    engine.load_library(ctypes.util.find_library("c"))
-print("host: before", flush=True)
-assert engine.call("hi") >= 0
-pid = engine.executor.pid if REMOTE else None
-print("host: after", pid, os.getpid(), flush=True)
-if CLOSE:
-    engine.close()
-"""
-
-
-def run_puts_script(*, remote: bool = True, load_libc: bool = True, close: bool = True,
-                    unbuffered: bool = False) -> subprocess.CompletedProcess[str]:
-    script = (f"REMOTE = {remote}\nLOAD_LIBC = {load_libc}\nCLOSE = {close}\n"
-              + textwrap.dedent(_PUTS_SCRIPT))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
-    if unbuffered:
-        env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, env=env)
+def run_puts(*, remote: bool = True, load_libc: bool = True, close: bool = True,
+             unbuffered: bool = False) -> isolated.Outcome:
+    """A fresh host process calls ``hi()`` (which puts a line) between two lines
+    of its own; PYTHONUNBUFFERED is set only if ``unbuffered``."""
+    return isolated.run(remote_cases.puts, remote, load_libc, close,
+                        env={"PYTHONUNBUFFERED": "1" if unbuffered else None})
 
 
 @pytest.mark.parametrize("close", [True, False], ids=["closed", "left-open"])
 def test_executor_stdout_is_the_hosts(close):
-    proc = run_puts_script(close=close)
-    assert proc.returncode == 0, proc.stderr
-    assert "hello from the executor\n" in proc.stdout
-    assert "host: before" in proc.stdout and "host: after" in proc.stdout
-    pid, host_pid = map(int, proc.stdout.split("host: after ")[1].split()[:2])
+    outcome = run_puts(close=close)
+    pid, host_pid = outcome.value
+    assert "hello from the executor\n" in outcome.stdout
+    assert "host: before" in outcome.stdout and "host: after" in outcome.stdout
     assert pid != host_pid  # the code ran in another process
-    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in outcome.stderr, outcome.stderr
 
 
 def test_executor_stdout_is_buffered_under_pythonunbuffered():
-    proc = run_puts_script(unbuffered=True)
-    assert proc.returncode == 0, proc.stderr
-    assert "hello from the executor\n" in proc.stdout, proc.stdout
+    outcome = run_puts(unbuffered=True)
+    assert outcome.ok, outcome.describe()
+    assert "hello from the executor\n" in outcome.stdout, outcome.stdout
 
 
 def test_process_symbols_resolve_on_first_link():
     """A fresh executor resolves libc for the first module it links."""
-    proc = run_puts_script(load_libc=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "hello from the executor\n" in proc.stdout
+    outcome = run_puts(load_libc=False)
+    assert outcome.ok, outcome.describe()
+    assert "hello from the executor\n" in outcome.stdout
 
 
 def test_process_symbols_resolve_on_first_link_in_process():
     """The same in a fresh host process without remote execution (llvmlite's
     MCJIT resolves libc in a fresh process)."""
-    proc = run_puts_script(remote=False, load_libc=False)
-    assert proc.returncode == 0, proc.stderr
-    assert "hello from the executor\n" in proc.stdout
+    outcome = run_puts(remote=False, load_libc=False)
+    assert outcome.ok, outcome.describe()
+    assert "hello from the executor\n" in outcome.stdout
 
 
 def test_restart_executor_needs_a_remote_engine(tm):
@@ -807,27 +766,10 @@ def test_closing_stops_the_executor(remote):
 
 
 def test_executor_leaves_quietly_when_the_host_dies():
-    script = textwrap.dedent("""
-        import os
-        import llvmlite.binding as llvm
-        import execution_engine
-
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        llvm.initialize_native_asmparser()
-        module = llvm.parse_assembly("define i64 @f() {\\n  ret i64 7\\n}")
-        engine = execution_engine.create_mcjit_compiler(
-            module, llvm.Target.from_default_triple().create_target_machine(), remote=True)
-        print(engine.call("f"), engine.executor.pid, flush=True)
-        os._exit(0)
-    """)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
-    # communicate() returns once every holder of the pipes (the executor too) is gone.
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, env=env)
-    assert proc.returncode == 0
-    value, pid = map(int, proc.stdout.split())
+    # The harness waits until every holder of the pipes (the executor too) is gone.
+    outcome = isolated.run(remote_cases.host_dies_without_closing)
+    assert outcome.returncode == 0, outcome.describe()
+    value, pid = map(int, outcome.stdout.split())
     assert value == 7
     assert not executor_alive(pid)
-    assert proc.stderr == "", proc.stderr
+    assert outcome.stderr == "", outcome.stderr

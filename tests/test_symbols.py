@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from execution_engine import DuplicateSymbolError
-from execution_engine.linking.symbols import Definition, SymbolTable
+from execution_engine.linking.symbols import Definition, SymbolTable, winner
 from execution_engine.native.stubs import StubManager
 
 
@@ -139,3 +141,64 @@ def test_data_has_no_stub(table):
     table.define(h.defn("x", fn=False))
     assert table.address("x") == 0x4000
     assert not table.has_stub("x")
+
+
+# -- the precedence rule, against a reference ---------------------------------------
+
+def reference_winner(candidates):
+    """The rule as the docs state it: the newest strong definition; if all are
+    weak, the oldest; None if there are none."""
+    strong = [item for weak, item in candidates if not weak]
+    if strong:
+        return strong[-1]
+    return candidates[0][1] if candidates else None
+
+
+@given(st.lists(st.booleans(), max_size=12))
+def test_winner_matches_the_reference(weaks):
+    candidates = [(weak, object()) for weak in weaks]  # distinct items
+    assert winner(iter(candidates)) is reference_winner(candidates)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.one_of(st.none(), st.integers(0, 3))),
+                max_size=8))
+def test_winner_of_items_that_may_be_none(candidates):
+    # None is a valid item: the winner is None only if it is the chosen item.
+    assert winner(candidates) == reference_winner(candidates)
+
+
+# A step: define the name from a new handle (weak or strong), or remove the
+# handle at this index (modulo those alive).
+STEPS = st.lists(st.one_of(st.tuples(st.just("define"), st.booleans()),
+                           st.tuples(st.just("remove"), st.integers(0, 20))), max_size=25)
+
+
+@pytest.fixture(scope="module")
+def shared_stubs():
+    m = StubManager(lambda stub: 0)
+    yield m
+    m.close()
+
+
+@given(steps=STEPS)
+@settings(deadline=None)
+def test_symbol_table_current_is_the_winner_of_the_surviving_definitions(shared_stubs, steps):
+    table = SymbolTable(shared_stubs)
+    stub = table.stub("f")
+    alive: list[tuple[bool, H]] = []  # (weak, handle), oldest first
+    for n, (kind, arg) in enumerate(steps):
+        if kind == "define":
+            h = H(f"h{n}", 0x1000 * (n + 1))
+            table.define(h.defn("f", weak=arg))
+            alive.append((arg, h))
+        elif alive:
+            weak, h = alive.pop(arg % len(alive))
+            table.remove_handle(h, ["f"])
+        expected = reference_winner(alive)
+        cur = table.current("f")
+        assert (cur.handle if cur else None) is expected
+        if expected is None:
+            assert not stub.is_bound() and table.address("f") is None
+        else:
+            assert stub.target() == expected.address and table.address("f") == stub.address
+        assert len(table) == (1 if alive else 0)

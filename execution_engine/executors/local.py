@@ -92,7 +92,8 @@ class LocalExecutorSpec:
     session_capacity: int = 256
 
     def __post_init__(self) -> None:
-        if not isinstance(self.session_capacity, int) or self.session_capacity < 1:
+        if (isinstance(self.session_capacity, bool) or not isinstance(self.session_capacity, int)
+                or self.session_capacity < 1):
             raise ValueError(f"session_capacity must be a positive int, not "
                              f"{self.session_capacity!r}")
 
