@@ -43,10 +43,14 @@ from ...errors import (
     ExecutorExitedError,
     ExecutorTimeoutError,
     LinkError,
+    MemoryAccessError,
 )
+from ...ir.signature import Signature
 from ...layers.object_linking import LinkedResource, newest_export
 from ...native.stubs import STUBS_PER_CHUNK, Stub
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
+
+READ_CHUNK = 16 << 20
 
 
 class ExecutorSession:
@@ -272,11 +276,10 @@ class RemoteExecutor:
             self._resolved[name] = reply["addresses"][0]
         return self._resolved[name]
 
-    def call(self, address: int, args: Sequence[Any], restype: Any, *, running: str = "") -> Any:
-        encoded = [("f", float(a)) if isinstance(a, float) else ("i", int(a)) for a in args]
-        kind = {int: "int", float: "float", None: "void"}[restype]
-        reply, _ = self.session.request("call", address=address, args=encoded, restype=kind,
-                                        running=running)
+    def call(self, address: int, signature: Signature, values: Sequence[Any], *,
+             running: str = "") -> Any:
+        reply, _ = self.session.request("call", address=address, signature=str(signature),
+                                        args=list(values), running=running)
         return reply["result"]
 
     def run_main(self, address: int, argv: Sequence[str], env: Sequence[str], *,
@@ -286,7 +289,17 @@ class RemoteExecutor:
         return int(reply["status"])
 
     def read(self, address: int, size: int) -> bytes:
-        return self.session.request("read", address=address, size=size)[1]
+        """Read in requests of at most ``READ_CHUNK`` bytes (a frame's size is
+        bounded); :class:`MemoryAccessError` at the first unreadable byte."""
+        out = bytearray()
+        while len(out) < size:
+            at = address + len(out)
+            reply, data = self.session.request("read", address=at,
+                                               size=min(READ_CHUNK, size - len(out)))
+            if "unreadable" in reply:
+                raise MemoryAccessError(address, size, int(reply["unreadable"]))
+            out += data
+        return bytes(out)
 
     def load_library(self, path: str) -> None:
         self.session.request("load_library", path=path)

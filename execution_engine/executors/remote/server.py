@@ -20,16 +20,16 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
+from ...errors import MemoryAccessError
+from ...ir import signature
 from ...layers.object_linking import LinkedResource, ObjectLinkingLayer
 from ...linking.resolver import ProcessResolver
+from ...native import memory
 from ...native.c_runtime import restore_stdio_buffering
 from ...native.pages import PAGE_SIZE
 from ...native.stubs import StubManager
 from ..local import call_in_process, run_main_in_process
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
-
-_RESTYPES: dict[str, Any] = {"int": int, "float": float, "void": None}
-
 
 class Executor:
     """Serves the host's requests (see :mod:`.protocol` for the framing)."""
@@ -111,11 +111,14 @@ class Executor:
         return {"address": self.linker.near_address()}, b""
 
     def op_read(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
-        return {}, ctypes.string_at(header["address"], header["size"])
+        try:
+            return {}, memory.read(header["address"], header["size"])
+        except MemoryAccessError as exc:
+            return {"unreadable": exc.unreadable}, b""
 
     def op_call(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
-        args = [float(v) if kind == "f" else int(v) for kind, v in header["args"]]
-        result = call_in_process(header["address"], args, _RESTYPES[header["restype"]])
+        prototype = signature.parse(header["signature"], header.get("running", ""))
+        result = call_in_process(header["address"], prototype, header["args"])
         return {"result": result}, b""
 
     def op_run_main(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
