@@ -31,6 +31,7 @@ from ..ir.signature import Signature
 from ..layers.object_linking import LinkedResource
 from ..native.stubs import Stub
 
+
 class Linker(Protocol):
     """Links objects into the executor's memory (ObjectLinkingLayer-shaped)."""
 

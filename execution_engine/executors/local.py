@@ -12,12 +12,11 @@ from typing import Any, NoReturn
 
 import llvmlite.binding as llvm
 
-from ..layers.object_linking import ObjectLinkingLayer
 from ..ir.signature import Scalar, Signature
+from ..layers.object_linking import ObjectLinkingLayer
 from ..linking.resolver import ProcessResolver
 from ..native import memory
 from ..native.stubs import Stub, StubManager
-
 
 _C_INTEGERS = ((1, ctypes.c_uint8), (8, ctypes.c_int8), (16, ctypes.c_int16),
                (32, ctypes.c_int32), (64, ctypes.c_int64))

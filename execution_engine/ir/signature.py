@@ -279,7 +279,9 @@ def _matching_open(text: str) -> int:
 
 
 def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in text:
         if char in _OPEN:
             depth += 1

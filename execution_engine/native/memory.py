@@ -48,7 +48,7 @@ def _read_some(address: int, size: int) -> bytes:
     """Up to ``size`` readable bytes at ``address`` (fewer at the end of the
     readable range, none if ``address`` itself is unreadable)."""
     global _use_proc_mem
-    if not _use_proc_mem:
+    if _readv is not None and not _use_proc_mem:
         buffer = ctypes.create_string_buffer(size)
         local, remote = _IOVec(ctypes.addressof(buffer), size), _IOVec(address, size)
         got = _readv(os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)

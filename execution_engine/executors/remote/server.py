@@ -31,6 +31,7 @@ from ...native.stubs import StubManager
 from ..local import call_in_process, run_main_in_process
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
 
+
 class Executor:
     """Serves the host's requests (see :mod:`.protocol` for the framing)."""
 
