@@ -447,11 +447,10 @@ class ExecutionEngine:
         by ``add_global_mapping``, an unknown name. ``TypeError`` if ``name``
         is a variable or its type cannot be marshalled (structs, vectors or
         arrays by value, integers wider than 64 bits, ``byval`` parameters).
-        Does not finalize."""
-        if not isinstance(name, str):
-            raise TypeError(f"a function name must be a str, not {type(name).__name__}")
+        Finalizes if needed, as :meth:`get_function_address` does (a lazy
+        function is not compiled)."""
         with self._lock:
-            self._check_open()
+            self._lookup(name)
             found = self._swap.defining_module(name)
             if found is None:
                 return None

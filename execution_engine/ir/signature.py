@@ -134,7 +134,7 @@ class Signature:
         if len(args) < fixed or (len(args) > fixed and not self.varargs):
             expected = f"at least {fixed}" if self.varargs else str(fixed)
             raise TypeError(f"'{function}' ({self}) takes {expected} argument"
-                            f"{'' if expected == '1' else 's'}, got {len(args)}")
+                            f"{'' if fixed == 1 else 's'}, got {len(args)}")
         types = list(self.params)
         for value in args[fixed:]:
             types.append(DOUBLE if isinstance(value, float) else I64)
