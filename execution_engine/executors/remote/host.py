@@ -51,6 +51,7 @@ from ...native.stubs import STUBS_PER_CHUNK, Stub
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
 
 READ_CHUNK = 16 << 20
+MAX_TIMEOUT = 1e9  # seconds; sockets cannot wait longer than time_t allows
 
 
 class ExecutorSession:
@@ -100,8 +101,13 @@ class ExecutorSession:
         try:
             status = self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            # The channel broke but the process lives on: do not report the
+            # signal we send it now as the cause.
             self._kill()
-            status = self.process.wait()
+            self.process.wait()
+            return ExecutorError(f"the channel to the executor broke during '{op}'"
+                                 f"{_what(running)} but the executor did not exit; it was "
+                                 "killed")
         if status < 0:
             name = signal.Signals(-status).name if -status in signal.valid_signals() else "?"
             reason = f": {self.last_failure}" if self.last_failure else ""
@@ -318,17 +324,24 @@ class RemoteExecutor:
 
 @dataclass(frozen=True)
 class RemoteExecutorSpec:
-    """Run code in a separate executor process; ``timeout`` (seconds) bounds
-    every request (``None``: no bound)."""
+    """Run code in a separate executor process; ``timeout`` (seconds, more
+    than 0 and at most :data:`MAX_TIMEOUT`) bounds every request: one that
+    takes longer kills the executor and raises ExecutorTimeoutError.
+    ``None`` (the default) means no bound; 0, negative, NaN and infinite
+    values are refused (``ValueError``), non-numbers too (``TypeError``)."""
 
     timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and (
-                isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
-                or not self.timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds or None, not "
-                             f"{self.timeout!r}")
+        if self.timeout is None:
+            return
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds or None, not "
+                            f"{self.timeout!r}")
+        if not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds "
+                             f"(or None: no bound), not {self.timeout!r}; 0 does not mean "
+                             "'no timeout'")
 
     def create(self, target_machine: llvm.TargetMachine) -> RemoteExecutor:
         del target_machine  # the executor makes its own
