@@ -9,12 +9,13 @@ import struct
 
 import pytest
 from conftest import compile_ir, parse_ir
-from engine_modes import make, mode  # noqa: F401 - fixtures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from execution_engine import Signature
 from execution_engine.ir import signature
+
+pytest_plugins = ("engine_modes",)  # the mode, make fixtures
 
 TYPED = r"""
 define i1 @true1() {

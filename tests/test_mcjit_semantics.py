@@ -12,9 +12,11 @@ import llvmlite.binding as llvm
 import llvmlite.binding.executionengine as stock
 import pytest
 from conftest import make_tm, parse_ir
-from engine_modes import make, mode  # noqa: F401 - fixtures
+from engine_modes import MODES
 
 from execution_engine import ExecutionEngine, ObjectCacheWarning, TargetMismatchError
+
+pytest_plugins = ("engine_modes",)  # the mode, make fixtures
 
 FIRST = r"""
 define i64 @f() {
@@ -82,7 +84,8 @@ def test_duplicate_definitions(make, finalize_first):
 
 COUNTED = r"""
 @runs = global i64 0
-@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }] [{ i32, ptr, ptr } { i32 65535, ptr @ctor, ptr null }]
+@llvm.global_ctors = appending global [1 x { i32, ptr, ptr }]
+    [{ i32, ptr, ptr } { i32 65535, ptr @ctor, ptr null }]
 define void @ctor() {
   %v = load i64, ptr @runs
   %w = add i64 %v, 1
@@ -129,8 +132,6 @@ def _foreign_module() -> llvm.ModuleRef:
 
 
 def test_a_module_for_another_architecture(mode):
-    from engine_modes import MODES
-
     # MCJIT silently compiles it for the host and runs it.
     reference = stock.create_mcjit_compiler(_foreign_module(), make_tm())
     reference.finalize_object()
@@ -141,8 +142,7 @@ def test_a_module_for_another_architecture(mode):
     # lli does).
     module = _foreign_module()
     with pytest.raises(TargetMismatchError) as info:
-        stock_module_engine = ExecutionEngine(module, make_tm(), **MODES[mode])
-        stock_module_engine.close()
+        ExecutionEngine(module, make_tm(), **MODES[mode]).close()
     assert module.triple in str(info.value)
 
 

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 from conftest import make_tm, parse_ir
-from engine_modes import REMOTE_MODES, make, mode  # noqa: F401 - fixtures
+from engine_modes import REMOTE_MODES
 
 from execution_engine import (
     EngineOptions,
@@ -18,6 +18,8 @@ from execution_engine import (
     RemoteExecutorSpec,
     create_mcjit_compiler,
 )
+
+pytest_plugins = ("engine_modes",)  # the mode, make fixtures
 
 PROGRAM = r"""
 @g = global i64 4242
