@@ -432,7 +432,7 @@ class ExecutionEngine:
         ``ExecutorExitedError``) is raised here."""
         check_restype(restype)
         address, name = self._entry(function)
-        signature = self.function_signature(name) if isinstance(function, str) else None
+        signature = self._signature_of(name) if isinstance(function, str) else None
         if signature is None:
             prototype, values = untyped(args, restype, name)
         else:
@@ -451,11 +451,18 @@ class ExecutionEngine:
         function is not compiled)."""
         with self._lock:
             self._lookup(name)
+            return self._signature_of(name)
+
+    def _signature_of(self, name: str) -> Signature | None:
+        with self._lock:
+            self._check_open()
             found = self._swap.defining_module(name)
             if found is None:
                 return None
             handle, module = found
-            known = self._signatures.setdefault(handle, {})
+            known = self._signatures.get(handle)
+            if known is None:
+                known = self._signatures[handle] = {}
             if name not in known:
                 known[name] = function_signature(module, name)
             return known[name]

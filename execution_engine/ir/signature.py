@@ -34,8 +34,9 @@ gives it back, which is how the remote protocol carries it.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -50,6 +51,16 @@ class Scalar:
 
     kind: str
     bits: int
+    # The range an argument may take (integers and pointers).
+    low: int = field(init=False, repr=False, compare=False)
+    high: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        low, high = -(1 << (self.bits - 1)) if self.bits > 1 else 0, (1 << self.bits) - 1
+        if self.kind == "ptr":
+            low = 0
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
 
     def __str__(self) -> str:
         if self.kind == "int":
@@ -58,9 +69,17 @@ class Scalar:
             return "float" if self.bits == 32 else "double"
         return self.kind
 
-    def accept(self, value: Any, where: str) -> int | float:
-        """``value`` as this type takes it; ``TypeError``/``OverflowError``
-        saying ``where`` (e.g. "argument 2 of 'f'") otherwise."""
+    def accept(self, value: Any, index: int, function: str) -> int | float:
+        """``value`` as this type takes it, for argument ``index`` (from 0) of
+        ``function``; ``TypeError``/``OverflowError`` naming both otherwise."""
+        if type(value) is int and self.kind != "float":
+            if self.low <= value <= self.high:
+                return value if self.bits == 64 and value < 1 << 63 else self.wrap(value)
+        elif self.kind == "float" and type(value) is float:
+            return value
+        return self._accept_slowly(value, f"argument {index + 1} of '{function}'")
+
+    def _accept_slowly(self, value: Any, where: str) -> int | float:
         if self.kind == "float":
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return float(value)
@@ -69,25 +88,26 @@ class Scalar:
             if value is None:
                 return 0
             if isinstance(value, int) and not isinstance(value, bool):
-                if 0 <= value < 1 << _POINTER_BITS:
-                    return value
+                if self.low <= value <= self.high:
+                    return int(value)
                 raise OverflowError(f"{where} is ptr: {value:#x} is not an address")
             raise TypeError(f"{where} is ptr: expects an int address or None, "
                             f"got {_show(value)}")
         if not isinstance(value, int):
-            raise TypeError(f"{where} is {self}: expects an int, got {_show(value)}")
-        low, high = -(1 << (self.bits - 1)), (1 << self.bits) - 1
-        if self.bits == 1:
-            low = 0
-        if not low <= value <= high:
-            raise OverflowError(f"{where} is {self}: {value} does not fit ({low}..{high})")
+            try:
+                value = operator.index(value)  # integer types of other libraries (numpy)
+            except TypeError:
+                raise TypeError(f"{where} is {self}: expects an int, got {_show(value)}") from None
+        if not self.low <= value <= self.high:
+            raise OverflowError(f"{where} is {self}: {value} does not fit "
+                                f"({self.low}..{self.high})")
         return self.wrap(int(value))
 
     def wrap(self, raw: int) -> int:
         """The integer ``raw`` read as this type: signed of its width (``i1``:
         0 or 1, pointers: unsigned)."""
         if self.kind == "ptr":
-            return raw & ((1 << _POINTER_BITS) - 1)
+            return raw & self.high
         raw &= (1 << self.bits) - 1
         if self.bits > 1 and raw >> (self.bits - 1):
             raw -= 1 << self.bits
@@ -121,28 +141,41 @@ class Signature:
     result: Scalar
     params: tuple[Scalar, ...]
     varargs: bool = False
+    _hash: int = field(init=False, repr=False, compare=False)
+    _text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.result, self.params, self.varargs)))
+        params = [str(p) for p in self.params] + (["..."] if self.varargs else [])
+        object.__setattr__(self, "_text", f"{self.result} ({', '.join(params)})")
+
+    def __hash__(self) -> int:  # executors key their native prototypes by signature
+        return self._hash
 
     def __str__(self) -> str:
-        params = [str(p) for p in self.params] + (["..."] if self.varargs else [])
-        return f"{self.result} ({', '.join(params)})"
+        return self._text
 
     def bind(self, function: str, args: Sequence[Any]) -> tuple[Signature, tuple[Any, ...]]:
         """The fixed prototype of this call (varargs resolved) and the arguments
         converted for it. ``TypeError`` naming ``function`` for a wrong count
         or type, ``OverflowError`` for an integer that does not fit."""
-        fixed = len(self.params)
-        if len(args) < fixed or (len(args) > fixed and not self.varargs):
+        params = self.params
+        if len(args) == len(params):
+            accept = Scalar.accept
+            return self._fixed(), tuple([accept(params[i], v, i, function)
+                                         for i, v in enumerate(args)])
+        if len(args) < len(params) or not self.varargs:
+            fixed = len(params)
             expected = f"at least {fixed}" if self.varargs else str(fixed)
             raise TypeError(f"'{function}' ({self}) takes {expected} argument"
                             f"{'' if fixed == 1 else 's'}, got {len(args)}")
-        types = list(self.params)
-        for value in args[fixed:]:
-            types.append(DOUBLE if isinstance(value, float) else I64)
-        values = tuple(t.accept(v, f"argument {i + 1} of '{function}'")
-                       for i, (t, v) in enumerate(zip(types, args, strict=True)))
-        prototype = self if not self.varargs and len(types) == fixed else Signature(
-            self.result, tuple(types))
-        return prototype, values
+        types = params + tuple(DOUBLE if isinstance(v, float) else I64
+                               for v in args[len(params):])
+        return _interned(self.result, types), tuple(
+            t.accept(v, i, function) for i, (t, v) in enumerate(zip(types, args, strict=True)))
+
+    def _fixed(self) -> Signature:
+        return self if not self.varargs else _interned(self.result, self.params)
 
     def returning(self, restype: Restype, function: str) -> Signature:
         """This signature as a call with ``restype`` sees it: omitted keeps the
@@ -163,12 +196,14 @@ class Signature:
 
     def decode(self, raw: Any) -> Any:
         """The Python value of a native result ``raw`` of this signature."""
-        kind = self.result.kind
-        if kind == "void":
+        result = self.result
+        if result.kind == "void":
             return None
-        if kind == "float":
+        if result.kind == "float":
             return float(raw)
-        return self.result.wrap(int(raw or 0))
+        if raw is None:
+            return 0
+        return raw if result.bits == 64 and result.kind == "int" else result.wrap(raw)
 
 
 VOID_CALL = Signature(VOID, ())
@@ -188,18 +223,40 @@ def untyped(args: Sequence[Any], restype: Restype,
     function, a raw address): ``int`` as ``i64`` (either reading of 64 bits),
     ``float`` as ``double``; the result is ``i64`` for ``int`` (the default),
     ``double`` for ``float``, nothing for ``None``."""
-    check_restype(restype)
-    result = VOID if restype is None else DOUBLE if restype is float else I64
-    types = []
-    for i, value in enumerate(args):
-        if isinstance(value, float):
-            types.append(DOUBLE)
-        elif isinstance(value, int):
-            types.append(I64)
-        else:
-            raise TypeError(f"argument {i + 1} of '{function}': a function without IR takes "
-                            f"only int and float arguments, not {_show(value)}")
-    return Signature(result, tuple(types)).bind(function, args)
+    key = (restype, tuple([isinstance(v, float) for v in args]))
+    found = _UNTYPED.get(key)
+    if found is None:
+        check_restype(restype)
+        result = VOID if restype is None else DOUBLE if restype is float else I64
+        types = []
+        for i, value in enumerate(args):
+            if isinstance(value, float):
+                types.append(DOUBLE)
+            elif isinstance(value, int):
+                types.append(I64)
+            else:
+                raise TypeError(f"argument {i + 1} of '{function}': a function without IR "
+                                f"takes only int and float arguments, not {_show(value)}")
+        if len(_UNTYPED) >= 4096:
+            _UNTYPED.clear()
+        found = _UNTYPED[key] = _interned(result, tuple(types))
+    return found.bind(function, args)
+
+
+_UNTYPED: dict[tuple[object, tuple[bool, ...]], Signature] = {}
+_INTERNED: dict[tuple[Scalar, tuple[Scalar, ...]], Signature] = {}
+
+
+def _interned(result: Scalar, params: tuple[Scalar, ...]) -> Signature:
+    """One fixed Signature object per prototype (bounded), so that executors'
+    caches of native prototypes hit by identity."""
+    key = (result, params)
+    found = _INTERNED.get(key)
+    if found is None:
+        if len(_INTERNED) >= 4096:
+            _INTERNED.clear()
+        found = _INTERNED[key] = Signature(result, params)
+    return found
 
 
 # -- parsing ------------------------------------------------------------------------

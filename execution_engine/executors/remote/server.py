@@ -12,6 +12,7 @@ executor reports the error and aborts - only itself.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import socket
 import struct
@@ -30,6 +31,12 @@ from ...native.pages import PAGE_SIZE
 from ...native.stubs import StubManager
 from ..local import call_in_process, run_main_in_process
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
+
+
+@functools.lru_cache(maxsize=512)
+def _prototype(text: str) -> signature.Signature:
+    """The fixed signature a ``call`` request names (as IR text)."""
+    return signature.parse(text, "the called function")
 
 
 class Executor:
@@ -118,8 +125,8 @@ class Executor:
             return {"unreadable": exc.unreadable}, b""
 
     def op_call(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
-        prototype = signature.parse(header["signature"], header.get("running", ""))
-        result = call_in_process(header["address"], prototype, header["args"])
+        result = call_in_process(header["address"], _prototype(header["signature"]),
+                                 header["args"])
         return {"result": result}, b""
 
     def op_run_main(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
