@@ -28,6 +28,10 @@ define i8 @wrap8() {
   %r = add i8 255, 1
   ret i8 %r
 }
+define i8 @inc8(i8 %x) {
+  %r = add i8 %x, 1
+  ret i8 %r
+}
 define i16 @minus2_16() {
   ret i16 -2
 }
@@ -169,7 +173,9 @@ def test_integer_results_are_signed_of_their_width(make):
     assert engine.call("neg64") == -4
     assert engine.call("minus2_16") == -2
     assert engine.call("ff8") == -1            # signed reading; & 0xFF for unsigned
-    assert engine.call("wrap8") == 0           # what the IR computes (was 256)
+    assert engine.call("wrap8") == 0           # what the IR computes
+    assert engine.call("inc8", 255) == 0       # the register's upper bits are not read (was 256)
+    assert engine.call("inc8", 127) == -128
     assert engine.call("min24") == -(1 << 23)  # odd widths too
     assert engine.call("true1") == 1           # i1 is 0 or 1
 
