@@ -22,6 +22,8 @@ from .errors import (
     InvalidObjectError,
     LazyCompileError,
     LinkError,
+    MemoryAccessError,
+    ObjectCacheWarning,
     ProgramError,
     SignatureMismatchError,
     SwapNotSupportedError,
@@ -31,6 +33,7 @@ from .errors import (
 from .executors.local import LocalExecutorSpec
 from .executors.remote.host import RemoteExecutorSpec
 from .introspection import EngineStats, FunctionInfo
+from .ir.signature import Signature
 from .options import EngineOptions
 from .policies import PartitionPolicy, RedirectionPolicy
 
@@ -54,10 +57,13 @@ __all__ = [
     "LazyCompileError",
     "LinkError",
     "LocalExecutorSpec",
+    "MemoryAccessError",
+    "ObjectCacheWarning",
     "PartitionPolicy",
     "ProgramError",
     "RedirectionPolicy",
     "RemoteExecutorSpec",
+    "Signature",
     "SignatureMismatchError",
     "SwapNotSupportedError",
     "TargetMismatchError",

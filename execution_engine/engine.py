@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -31,6 +32,15 @@ from .introspection import (
 )
 from .ir import module_checks
 from .ir.module_checks import check_not_owned, module_label
+from .ir.signature import (
+    FROM_SIGNATURE,
+    VOID_CALL,
+    Restype,
+    Signature,
+    check_restype,
+    function_signature,
+    untyped,
+)
 from .layers.base import AddOptions, Handle
 from .layers.ir_compile import GetBufferHook, NotifyHook
 from .linking import structors
@@ -87,6 +97,9 @@ class ExecutionEngine:
         self._reclaimer = Reclaimer(self._options.grace_period)
         self._mappings = GlobalMappings()
         self._work = WorkCounters()
+        # What call() marshals by, per defining module set (gone with the set).
+        self._signatures: weakref.WeakKeyDictionary[Handle, dict[str, Signature | None]] = (
+            weakref.WeakKeyDictionary())
         self._build()
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
@@ -376,7 +389,7 @@ class ExecutionEngine:
                 for e in redirection.structors_of(part)]
 
     def _call_void(self, address: int) -> None:
-        self._stack.executor.call(address, [], None,
+        self._stack.executor.call(address, VOID_CALL, (),
                                   running="a static constructor or destructor")
 
     # -- misc MCJIT API ------------------------------------------------------
@@ -394,16 +407,65 @@ class ExecutionEngine:
 
     # -- running code ----------------------------------------------------------
 
-    def call(self, function: str | int, *args: int | float,
-             restype: type[int] | type[float] | None = int) -> Any:
-        """Call JIT'd ``function`` (a name or an address) with integer, pointer
-        (as int) and float arguments; ``restype`` is ``int``, ``float`` or
-        ``None``. A lazy function is compiled first (a failure raises
+    def call(self, function: str | int, *args: int | float | None,
+             restype: Restype = FROM_SIGNATURE) -> Any:
+        """Call JIT'd ``function`` (a name or an address) and return its result.
+
+        A function the engine knows the IR of (see :meth:`function_signature`)
+        is called by its IR signature: arguments are checked and converted
+        (``TypeError`` naming the function for a wrong count or type,
+        ``OverflowError`` for an integer too wide for its parameter) and the
+        result is read as the IR type says (integers signed of their width,
+        ``i1`` as 0/1, pointers as unsigned addresses, ``void`` as ``None``).
+        ``restype`` may then be omitted; ``int`` or ``float`` must agree with
+        the IR's result, ``None`` discards it.
+
+        Without IR (a raw address, a function of an object file, an alias),
+        ``int`` arguments are passed as 64-bit integers, ``float`` as double,
+        and the result is read as ``restype``: ``int`` (a signed 64-bit
+        integer, the default), ``float`` (double) or ``None``. Any other
+        ``restype`` raises ``TypeError`` listing these.
+
+        A lazy function is compiled first (a failure raises
         :class:`LazyCompileError` here). In a remote engine the call runs in
         the executor; if it crashes there, :class:`ExecutorCrashedError` (or
         ``ExecutorExitedError``) is raised here."""
+        check_restype(restype)
         address, name = self._entry(function)
-        return self._stack.executor.call(address, args, restype, running=name)
+        signature = self._signature_of(name) if isinstance(function, str) else None
+        if signature is None:
+            prototype, values = untyped(args, restype, name)
+        else:
+            prototype, values = signature.returning(restype, name).bind(name, args)
+        return self._stack.executor.call(address, prototype, values, running=name)
+
+    def function_signature(self, name: str) -> Signature | None:
+        """The signature :meth:`call` marshals ``name`` by: the IR type of the
+        function in the module whose definition of ``name`` is current (or
+        wins, for a lazy one not compiled yet). ``None`` when the engine has
+        no IR for it: an object file's function, an alias, a name bound only
+        by ``add_global_mapping``, an unknown name. ``TypeError`` if ``name``
+        is a variable or its type cannot be marshalled (structs, vectors or
+        arrays by value, integers wider than 64 bits, ``byval`` parameters).
+        Finalizes if needed, as :meth:`get_function_address` does (a lazy
+        function is not compiled)."""
+        with self._lock:
+            self._lookup(name)
+            return self._signature_of(name)
+
+    def _signature_of(self, name: str) -> Signature | None:
+        with self._lock:
+            self._check_open()
+            found = self._swap.defining_module(name)
+            if found is None:
+                return None
+            handle, module = found
+            known = self._signatures.get(handle)
+            if known is None:
+                known = self._signatures[handle] = {}
+            if name not in known:
+                known[name] = function_signature(module, name)
+            return known[name]
 
     def run_main(self, argv: list[str], env: list[str] | None = None,
                  entry: str = "main") -> int:
@@ -415,8 +477,22 @@ class ExecutionEngine:
         return int(self._stack.executor.run_main(address, argv, env, running=name))
 
     def read_memory(self, address: int, size: int) -> bytes:
-        """``size`` bytes at ``address`` (in the executor, for remote engines)."""
+        """``size`` bytes at ``address`` (in the executor, for remote engines).
+        ``TypeError``/``ValueError`` for a non-int or negative size or a range
+        outside the address space; :class:`MemoryAccessError` naming the first
+        unreadable address if the range is not all readable memory (nothing
+        is read then, and nothing faults)."""
         self._check_open()
+        for what, value in (("address", address), ("size", size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"read_memory: {what} must be an int, not {value!r}")
+        if size < 0:
+            raise ValueError(f"read_memory: size must be >= 0, not {size}")
+        if address < 0 or address + size > 1 << 64:
+            raise ValueError(f"read_memory: {size} bytes at {address:#x} are outside the "
+                             "address space")
+        if size == 0:
+            return b""
         return bytes(self._stack.executor.read(address, size))
 
     def load_library(self, path: str) -> None:

@@ -126,3 +126,23 @@ class CacheUnavailableWarning(UserWarning):
     """The persistent object cache cannot be written (or read) and is bypassed:
     a read-only or full disk, a missing permission. Issued once per store; the
     code is compiled as if there were no cache. A warning, not an error."""
+
+
+class MemoryAccessError(ExecutionEngineError, ValueError):
+    """``read_memory`` asked for bytes that are not readable memory of the
+    process the code runs in. ``address`` and ``size`` are the request,
+    ``unreadable`` the first address that could not be read."""
+
+    def __init__(self, address: int, size: int, unreadable: int):
+        self.address = address
+        self.size = size
+        self.unreadable = unreadable
+        super().__init__(f"cannot read {size} bytes at {address:#x}: the memory at "
+                         f"{unreadable:#x} is not readable")
+
+
+class ObjectCacheWarning(RuntimeWarning):
+    """An object-cache hook (``set_object_cache``) raised; the engine reported
+    it and carried on as if the hook had not been set for that module, as
+    llvmlite's MCJIT does. Make it an error with ``warnings.filterwarnings``
+    to stop on it instead."""

@@ -175,6 +175,19 @@ class HotSwap:
         handle = self._origin.get(handle, handle)
         return self._stack.on_demand.owner(handle)
 
+    def defining_module(self, name: str) -> tuple[Handle, llvm.ModuleRef] | None:
+        """The user module whose definition of ``name`` is current (or wins,
+        for a lazy one not compiled yet) and its handle; ``None`` if no IR
+        module defines ``name`` (an object file's symbol, an unknown name)."""
+        origin = self._stack.on_demand.home(name)
+        if origin is None:
+            current = self._stack.symbols.current(name)
+            if current is None:
+                return None
+            origin = self._owner(current.handle)
+        module = self._modules.module_of(origin)
+        return None if module is None else (origin, module)
+
     def _function_home(self, fn: llvm.ValueRef | str) -> tuple[Handle, llvm.ModuleRef, str]:
         """The user module ``fn`` comes from, that module's handle and fn's name."""
         if isinstance(fn, llvm.ValueRef):

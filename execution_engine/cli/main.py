@@ -1,9 +1,15 @@
-"""``python -m execution_engine run FILE [options] [-- ARGS]``: run an IR program like ``lli``.
+"""``python -m execution_engine run FILE [options] [ARGS]``: run an IR program like ``lli``.
 
 ``main(argc, argv, envp)`` is called with ``argv[0]`` = FILE and the program
 arguments after it; the exit status is main's return value, or the status
 given to ``exit()``. Static constructors run before main and destructors
 after; C stdio is flushed at exit.
+
+Program arguments (:func:`split_arguments`): as with ``lli``, the words
+after FILE are the program's, except that the engine's own options may
+still come right after FILE (``run FILE --remote 5 x``); the first word
+that is not one of them starts the program's arguments. A ``--`` among the
+engine's words ends them explicitly (``run FILE -- --remote``).
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ import ctypes
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
+import llvmlite
 import llvmlite.binding as llvm
 
-from .. import ExecutionEngineError, create_mcjit_compiler
+from .. import ExecutionEngineError, __version__, create_mcjit_compiler
 from ..cache.cli import add_cache_parser, run_cache_command
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
@@ -25,35 +33,85 @@ from .program import load_module
 from .watch import Watcher
 
 _PROG = "execution-engine"
+_DESCRIPTION = ("Run an LLVM IR (.ll) or bitcode (.bc) program on a layered JIT, as lli "
+                "does. See 'run --help'.")
+
+# The run command's options: (flag, argparse keywords). The argument splitter
+# reads which of them take a value from here.
+_RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
+    ("--extra-module", dict(action="append", default=[], metavar="FILE",
+                            help="another module to load (repeatable)")),
+    ("--entry-function", dict(default="main", metavar="NAME",
+                              help="function to call instead of main")),
+    ("--jit-kind", dict(choices=("mcjit", "orc-lazy"), default="mcjit",
+                        help="mcjit: compile everything first (default); orc-lazy: compile "
+                             "functions on first call")),
+    ("--relocation-model", dict(choices=("static", "pic", "default"), default="default")),
+    ("--code-model", dict(choices=("small", "medium", "large", "default"),
+                          default="default")),
+    ("--opt", dict(type=int, choices=(0, 1, 2, 3), default=2,
+                   help="code generation optimisation level (default 2, as lli)")),
+    ("--remote", dict(action="store_true",
+                      help="run the program's code in a separate process")),
+    ("--stats", dict(action="store_true",
+                     help="print parse/compile/link/run times and counts on stderr")),
+    ("--watch", dict(action="store_true",
+                     help="hot-swap functions edited in FILE or an extra module while it "
+                          "runs")),
+]
+_FLAGS = {"-h", "--help"} | {name for name, kw in _RUN_OPTIONS if kw.get("action") == "store_true"}
+_VALUED = {name for name, kw in _RUN_OPTIONS if kw.get("action") != "store_true"}
+
+
+def version() -> str:
+    return (f"{_PROG} {__version__} (llvmlite {llvmlite.__version__}, LLVM "
+            f"{'.'.join(map(str, llvm.llvm_version_info))})")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=_PROG, description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_PROG, description=_DESCRIPTION)
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an LLVM IR (.ll) or bitcode (.bc) program")
+    run = sub.add_parser(
+        "run", help="run an LLVM IR (.ll) or bitcode (.bc) program", allow_abbrev=False,
+        usage=f"{_PROG} run [options] FILE [options] [ARGS...]",
+        description="Call main(argc, argv, envp) of FILE, as lli does.",
+        epilog="The words after FILE are the program's arguments, as with lli; the options "
+               "above may still follow FILE directly, and the first word that is not one of "
+               "them starts the program's arguments. '--' ends the options explicitly.")
     run.add_argument("file", help="the program (.ll or .bc)")
-    run.add_argument("--extra-module", action="append", default=[], metavar="FILE",
-                     help="another module to load (repeatable)")
-    run.add_argument("--entry-function", default="main", metavar="NAME",
-                     help="function to call instead of main")
-    run.add_argument("--jit-kind", choices=("mcjit", "orc-lazy"), default="mcjit",
-                     help="mcjit: compile everything first (default); orc-lazy: compile "
-                          "functions on first call")
-    run.add_argument("--relocation-model", choices=("static", "pic", "default"),
-                     default="default")
-    run.add_argument("--code-model", choices=("small", "medium", "large", "default"),
-                     default="default")
-    run.add_argument("--opt", type=int, choices=(0, 1, 2, 3), default=2,
-                     help="code generation optimisation level (default 2, as lli)")
-    run.add_argument("--remote", action="store_true",
-                     help="run the program's code in a separate process")
-    run.add_argument("--stats", action="store_true",
-                     help="print parse/compile/link/run times and counts on stderr")
-    run.add_argument("--watch", action="store_true",
-                     help="hot-swap functions edited in FILE or an extra module while it runs")
-    run.epilog = "Program arguments follow a '--': run FILE [options] -- ARGS..."
+    for name, keywords in _RUN_OPTIONS:
+        run.add_argument(name, **keywords)
     add_cache_parser(sub)
     return parser
+
+
+def split_arguments(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(the engine's words, the program's arguments)`` of a command line
+    (see the module docstring)."""
+    argv = list(argv)
+    if not argv or argv[0] != "run":
+        return argv, []
+    seen_file = False
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return argv[:i], argv[i + 1:]
+        if word.startswith("-") and word != "-":
+            name = word.split("=", 1)[0]
+            if name in _VALUED:
+                i += 1 if "=" in word else 2
+                continue
+            if name in _FLAGS or not seen_file:
+                i += 1  # ours, or an error argparse reports
+                continue
+            return argv[:i], argv[i:]
+        if seen_file:
+            return argv[:i], argv[i:]
+        seen_file = True
+        i += 1
+    return argv, []
 
 
 def _fail(message: str, status: int = 1) -> int:
@@ -62,16 +120,12 @@ def _fail(message: str, status: int = 1) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args: list[str] = []
-    if "--" in argv:
-        split = argv.index("--")
-        argv, args = argv[:split], argv[split + 1 :]
-    opts = _parser().parse_args(argv)
+    words, args = split_arguments(sys.argv[1:] if argv is None else argv)
+    opts = _parser().parse_args(words)
     if opts.command == "cache":
         return run_cache_command(opts)
     if not opts.entry_function:
-        return _fail("the entry-function name cannot be empty (--entry-function)")
+        return _fail("--entry-function name cannot be empty")
     try:
         return run_program(opts, args)
     except ExecutorExitedError as exc:  # the program called exit() in the executor

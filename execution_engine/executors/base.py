@@ -11,7 +11,8 @@ executor offers:
 * ``stub_manager(on_unbound)``: stubs and pointer slots in its memory;
 * ``resolve_process(name)``: its process's symbols;
 * ``call``/``run_main``/``read``/``load_library``: running code and reading
-  its memory;
+  its memory (``call`` marshals by a :class:`~..ir.signature.Signature`;
+  ``read`` raises :class:`MemoryAccessError` for memory it cannot read);
 * ``unbound_failed(message)``: what happens when a call from JIT'd code
   reached a stub that cannot be bound (nothing can unwind through JIT'd
   frames: in process that ends the process; remotely it ends the executor
@@ -26,10 +27,9 @@ from typing import Any, NoReturn, Protocol
 
 import llvmlite.binding as llvm
 
+from ..ir.signature import Signature
 from ..layers.object_linking import LinkedResource
 from ..native.stubs import Stub
-
-ScalarType = type[int] | type[float] | None
 
 
 class Linker(Protocol):
@@ -90,8 +90,10 @@ class Executor(Protocol):
 
     def resolve_process(self, name: str) -> int | None: ...
 
-    def call(self, address: int, args: Sequence[Any], restype: ScalarType, *,
-             running: str = "") -> Any: ...
+    def call(self, address: int, signature: Signature, values: Sequence[Any], *,
+             running: str = "") -> Any:
+        """Call ``address`` as fixed ``signature`` with ``values`` (both from
+        :meth:`~..ir.signature.Signature.bind`); returns the decoded result."""
 
     def run_main(self, address: int, argv: Sequence[str], env: Sequence[str], *,
                  running: str = "main") -> int: ...

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,30 +12,35 @@ from typing import Any, NoReturn
 
 import llvmlite.binding as llvm
 
+from ..ir.signature import Scalar, Signature
 from ..layers.object_linking import ObjectLinkingLayer
 from ..linking.resolver import ProcessResolver
+from ..native import memory
 from ..native.stubs import Stub, StubManager
-from .base import ScalarType
+
+_C_INTEGERS = ((1, ctypes.c_uint8), (8, ctypes.c_int8), (16, ctypes.c_int16),
+               (32, ctypes.c_int32), (64, ctypes.c_int64))
 
 
-def c_signature(args: Sequence[Any], restype: ScalarType) -> Any:
-    """The ctypes function type for scalar/pointer-sized ``args`` and ``restype``."""
-    argtypes: list[Any] = []
-    for value in args:
-        if isinstance(value, bool) or isinstance(value, int):
-            argtypes.append(ctypes.c_uint64 if value >= 1 << 63 else ctypes.c_int64)
-        elif isinstance(value, float):
-            argtypes.append(ctypes.c_double)
-        else:
-            raise TypeError(f"only int and float arguments can be passed, not {value!r}")
-    results: dict[Any, Any] = {int: ctypes.c_int64, float: ctypes.c_double, None: None}
-    if restype not in results:
-        raise TypeError(f"restype must be int, float or None, not {restype!r}")
-    return ctypes.CFUNCTYPE(results[restype], *argtypes)
+def _c_type(scalar: Scalar) -> Any:
+    if scalar.kind == "void":
+        return None
+    if scalar.kind == "ptr":
+        return ctypes.c_size_t
+    if scalar.kind == "float":
+        return ctypes.c_float if scalar.bits == 32 else ctypes.c_double
+    return next(c for bits, c in _C_INTEGERS if scalar.bits <= bits)
 
 
-def call_in_process(address: int, args: Sequence[Any], restype: ScalarType) -> Any:
-    return c_signature(args, restype)(address)(*args)
+@functools.lru_cache(maxsize=512)
+def c_prototype(signature: Signature) -> Any:
+    """The ctypes function type of a fixed (varargs-resolved) ``signature``."""
+    return ctypes.CFUNCTYPE(_c_type(signature.result), *map(_c_type, signature.params))
+
+
+def call_in_process(address: int, signature: Signature, values: Sequence[Any]) -> Any:
+    """Call ``address`` as ``signature`` (from :meth:`Signature.bind`) with ``values``."""
+    return signature.decode(c_prototype(signature)(address)(*values))
 
 
 def run_main_in_process(address: int, argv: Sequence[str], env: Sequence[str]) -> int:
@@ -62,16 +68,16 @@ class LocalExecutor:
     def stub_manager(self, on_unbound: Callable[[Stub], int]) -> StubManager:
         return StubManager(on_unbound)
 
-    def call(self, address: int, args: Sequence[Any], restype: ScalarType, *,
+    def call(self, address: int, signature: Signature, values: Sequence[Any], *,
              running: str = "") -> Any:
-        return call_in_process(address, args, restype)
+        return call_in_process(address, signature, values)
 
     def run_main(self, address: int, argv: Sequence[str], env: Sequence[str], *,
                  running: str = "main") -> int:
         return run_main_in_process(address, argv, env)
 
     def read(self, address: int, size: int) -> bytes:
-        return ctypes.string_at(address, size)
+        return memory.read(address, size)
 
     def load_library(self, path: str) -> None:
         llvm.load_library_permanently(path)

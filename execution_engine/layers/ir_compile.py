@@ -12,7 +12,10 @@ The object cache is llvmlite's pair of hooks: ``getbuffer(module)`` may
 return object bytes that replace compiling (the cached object supplies every
 symbol; the IR module may define nothing), and ``notify(module, bytes)``
 receives every freshly compiled object. Both receive the very ``ModuleRef``
-the user added, synchronously, inside the emitting call.
+the user added, synchronously, inside the emitting call. A hook that raises
+is reported as an :class:`~..errors.ObjectCacheWarning` and the engine
+carries on (the object is compiled; it is not cached), as MCJIT prints the
+exception and carries on.
 
 Thread-safety: the layer's lock serialises add, emit and remove.
 """
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import llvmlite.binding as llvm
 
 from ..compilers import CompileBackend, InProcessCompiler
-from ..errors import ExecutionEngineError
+from ..errors import ExecutionEngineError, ObjectCacheWarning
 from ..ir import target_probe
 from ..ir.target_probe import machine_of
 from ..native import elf, elf_rewrite
@@ -97,7 +102,9 @@ class IRCompileLayer:
     def _object(self, handle: Handle, module: llvm.ModuleRef,
                 options: AddOptions) -> elf.ObjectFile:
         source = options.source or module
-        data = self.getbuffer(source) if self.getbuffer is not None else None
+        getbuffer = self.getbuffer
+        data = None if getbuffer is None else _hook("getbuffer", handle,
+                                                     lambda: getbuffer(source))
         if data is not None:
             return elf.ObjectFile(bytes(data), machine=self.machine,
                                   name=f"cached object for {handle.name}")
@@ -105,8 +112,9 @@ class IRCompileLayer:
         data = self.compile(module, options.target_machine, in_place=options.in_place,
                             label=handle.name)
         obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
-        if self.notify is not None:
-            self.notify(source, data)
+        notify = self.notify
+        if notify is not None:
+            _hook("notify", handle, lambda: notify(source, data))
         if self.on_compiled is not None:
             self.on_compiled(handle, data, time.perf_counter() - started)
         return obj
@@ -153,6 +161,18 @@ class IRCompileLayer:
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         return self.base.find_symbol_in(handle, name)
+
+
+def _hook(name: str, handle: Handle, call: Callable[[], Any]) -> Any:
+    """Run an object-cache hook; if it raises, report it (ObjectCacheWarning)
+    and carry on as if it had returned None, as llvmlite's MCJIT does."""
+    try:
+        return call()
+    except Exception as exc:  # noqa: BLE001 - reported, as MCJIT does
+        warnings.warn(ObjectCacheWarning(
+            f"the object cache's {name} hook raised {type(exc).__name__}: {exc} (for "
+            f"{handle.name}); the engine carried on without it"), stacklevel=2)
+        return None
 
 
 def _defines_several_functions(module: llvm.ModuleRef) -> bool:

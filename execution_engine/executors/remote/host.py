@@ -43,10 +43,15 @@ from ...errors import (
     ExecutorExitedError,
     ExecutorTimeoutError,
     LinkError,
+    MemoryAccessError,
 )
+from ...ir.signature import Signature
 from ...layers.object_linking import LinkedResource, newest_export
 from ...native.stubs import STUBS_PER_CHUNK, Stub
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
+
+READ_CHUNK = 16 << 20
+MAX_TIMEOUT = 1e9  # seconds; sockets cannot wait longer than time_t allows
 
 
 class ExecutorSession:
@@ -96,8 +101,13 @@ class ExecutorSession:
         try:
             status = self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
+            # The channel broke but the process lives on: do not report the
+            # signal we send it now as the cause.
             self._kill()
-            status = self.process.wait()
+            self.process.wait()
+            return ExecutorError(f"the channel to the executor broke during '{op}'"
+                                 f"{_what(running)} but the executor did not exit; it was "
+                                 "killed")
         if status < 0:
             name = signal.Signals(-status).name if -status in signal.valid_signals() else "?"
             reason = f": {self.last_failure}" if self.last_failure else ""
@@ -272,11 +282,10 @@ class RemoteExecutor:
             self._resolved[name] = reply["addresses"][0]
         return self._resolved[name]
 
-    def call(self, address: int, args: Sequence[Any], restype: Any, *, running: str = "") -> Any:
-        encoded = [("f", float(a)) if isinstance(a, float) else ("i", int(a)) for a in args]
-        kind = {int: "int", float: "float", None: "void"}[restype]
-        reply, _ = self.session.request("call", address=address, args=encoded, restype=kind,
-                                        running=running)
+    def call(self, address: int, signature: Signature, values: Sequence[Any], *,
+             running: str = "") -> Any:
+        reply, _ = self.session.request("call", address=address, signature=str(signature),
+                                        args=list(values), running=running)
         return reply["result"]
 
     def run_main(self, address: int, argv: Sequence[str], env: Sequence[str], *,
@@ -286,7 +295,17 @@ class RemoteExecutor:
         return int(reply["status"])
 
     def read(self, address: int, size: int) -> bytes:
-        return self.session.request("read", address=address, size=size)[1]
+        """Read in requests of at most ``READ_CHUNK`` bytes (a frame's size is
+        bounded); :class:`MemoryAccessError` at the first unreadable byte."""
+        out = bytearray()
+        while len(out) < size:
+            at = address + len(out)
+            reply, data = self.session.request("read", address=at,
+                                               size=min(READ_CHUNK, size - len(out)))
+            if "unreadable" in reply:
+                raise MemoryAccessError(address, size, int(reply["unreadable"]))
+            out += data
+        return bytes(out)
 
     def load_library(self, path: str) -> None:
         self.session.request("load_library", path=path)
@@ -305,17 +324,24 @@ class RemoteExecutor:
 
 @dataclass(frozen=True)
 class RemoteExecutorSpec:
-    """Run code in a separate executor process; ``timeout`` (seconds) bounds
-    every request (``None``: no bound)."""
+    """Run code in a separate executor process; ``timeout`` (seconds, more
+    than 0 and at most :data:`MAX_TIMEOUT`) bounds every request: one that
+    takes longer kills the executor and raises ExecutorTimeoutError.
+    ``None`` (the default) means no bound; 0, negative, NaN and infinite
+    values are refused (``ValueError``), non-numbers too (``TypeError``)."""
 
     timeout: float | None = None
 
     def __post_init__(self) -> None:
-        if self.timeout is not None and (
-                isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float))
-                or not self.timeout > 0):
-            raise ValueError(f"timeout must be a positive number of seconds or None, not "
-                             f"{self.timeout!r}")
+        if self.timeout is None:
+            return
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, float)):
+            raise TypeError(f"timeout must be a number of seconds or None, not "
+                            f"{self.timeout!r}")
+        if not 0 < self.timeout <= MAX_TIMEOUT:
+            raise ValueError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds "
+                             f"(or None: no bound), not {self.timeout!r}; 0 does not mean "
+                             "'no timeout'")
 
     def create(self, target_machine: llvm.TargetMachine) -> RemoteExecutor:
         del target_machine  # the executor makes its own

@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-VERSION = 1
+VERSION = 2  # 2: calls carry their signature; reads report unreadable memory
 REQUEST, REPLY, ERROR = 0, 1, 2
 _FRAME = struct.Struct("<IBII")
 

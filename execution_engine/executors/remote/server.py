@@ -12,6 +12,7 @@ executor reports the error and aborts - only itself.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import socket
 import struct
@@ -20,15 +21,22 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
+from ...errors import MemoryAccessError
+from ...ir import signature
 from ...layers.object_linking import LinkedResource, ObjectLinkingLayer
 from ...linking.resolver import ProcessResolver
+from ...native import memory
 from ...native.c_runtime import restore_stdio_buffering
 from ...native.pages import PAGE_SIZE
 from ...native.stubs import StubManager
 from ..local import call_in_process, run_main_in_process
 from .protocol import VERSION, Channel, ChannelClosed, RemoteError
 
-_RESTYPES: dict[str, Any] = {"int": int, "float": float, "void": None}
+
+@functools.lru_cache(maxsize=512)
+def _prototype(text: str) -> signature.Signature:
+    """The fixed signature a ``call`` request names (as IR text)."""
+    return signature.parse(text, "the called function")
 
 
 class Executor:
@@ -111,11 +119,14 @@ class Executor:
         return {"address": self.linker.near_address()}, b""
 
     def op_read(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
-        return {}, ctypes.string_at(header["address"], header["size"])
+        try:
+            return {}, memory.read(header["address"], header["size"])
+        except MemoryAccessError as exc:
+            return {"unreadable": exc.unreadable}, b""
 
     def op_call(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
-        args = [float(v) if kind == "f" else int(v) for kind, v in header["args"]]
-        result = call_in_process(header["address"], args, _RESTYPES[header["restype"]])
+        result = call_in_process(header["address"], _prototype(header["signature"]),
+                                 header["args"])
         return {"result": result}, b""
 
     def op_run_main(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
