@@ -192,6 +192,11 @@ def gdb() -> str:
     path = shutil.which("gdb")
     if path is None:
         pytest.skip("gdb is not installed")
+    true = shutil.which("true") or "/bin/true"
+    probe = subprocess.run([path, "-nx", "-batch", "-ex", "run", "--args", true],
+                           capture_output=True, text=True, timeout=120)
+    if "exited normally" not in probe.stdout + probe.stderr:  # e.g. ptrace not permitted
+        pytest.skip(f"gdb cannot run a program here: {probe.stderr.strip()[:200]}")
     return path
 
 
