@@ -61,6 +61,8 @@ def disable() -> None:
 
 
 def _observe(kind: str, resource: Any, *rest: Any) -> None:
+    if not hub.active:
+        return
     if kind == "linked":
         label, obj, bases, stubs, swapped = rest
         ranges = code_ranges(obj, bases)
@@ -69,14 +71,13 @@ def _observe(kind: str, resource: Any, *rest: Any) -> None:
             entry[2].extend(ranges)
             fresh = [(n, a) for n, a in stubs if (a, n) not in _stubs_seen]
             _stubs_seen.update((a, n) for n, a in fresh)
-        if hub.active:
-            hub.queue(ObjectLinked(label, tuple(ranges), tuple(stub_ranges(fresh))))
-            for name, old, new in swapped:
-                hub.queue(FunctionSwapped(name, old, new))
+        hub.queue(ObjectLinked(label, tuple(ranges), tuple(stub_ranges(fresh))))
+        for name, old, new in swapped:
+            hub.queue(FunctionSwapped(name, old, new))
     elif kind == "freed":
         with _lock:
             found = _live.pop(id(resource), None)
-        if found is not None and hub.active:
+        if found is not None:
             hub.queue(CodeFreed(found[1], tuple(found[2])))
     hub.flush()
 
