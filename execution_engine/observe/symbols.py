@@ -21,7 +21,7 @@ _HIDDEN_PREFIX = re.compile(r"^__ee\.h\d+\.")
 
 def display_name(name: str) -> str:
     """The name a person wrote for ``name`` (``__ee.h3.helper`` -> ``helper``)."""
-    return _HIDDEN_PREFIX.sub("", name, count=1)
+    return _HIDDEN_PREFIX.sub("", name, count=1) if name.startswith("__ee.h") else name
 
 
 def code_ranges(obj: elf.ObjectFile, section_bases: Mapping[int, int]) -> list[CodeRange]:
