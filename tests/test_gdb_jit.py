@@ -9,7 +9,8 @@ import ctypes
 import pytest
 from conftest import make_tm, parse_ir
 
-from execution_engine import create_mcjit_compiler, elf
+from execution_engine import create_mcjit_compiler
+from execution_engine.native import elf
 from execution_engine.observe import CodeFreed, CodeRange, ObjectLinked, _temporary
 from execution_engine.observe.gdb_jit import (
     GdbJitListener,
