@@ -250,3 +250,21 @@ def test_jitdump_listener_ignores_other_events_and_given_bytes_win(tmp_path):
     with pytest.raises(ValueError):
         dump.code_load("late", 0, 0, code=b"")
     assert struct.unpack_from("<I", open(dump.path, "rb").read())[0] == MAGIC
+
+
+def test_lazily_compiled_functions_appear_under_their_own_names(tmp_path, observed):
+    writer = PerfMap(str(tmp_path))
+    observed(writer)
+    engine = create_mcjit_compiler(parse_ir(PROGRAM, "prog"), make_tm(), lazy=True)
+    try:
+        entry = engine.get_function_address("entry")
+        before = read_map(writer.path) if os.path.exists(writer.path) else []
+        assert "entry" not in {n for _, _, n in before}  # not compiled before its first call
+        assert cfunc(entry, I64, I64)(2) == 12
+        rows = read_map(writer.path)
+        body = {name: start for start, _, name in rows}
+        assert {"entry", "helper", "twice"} <= set(body)  # hidden names shown as written
+        assert not any(name.startswith("__ee.") for name in body)
+        assert cfunc(body["helper"], I64, I64)(5) == 15
+    finally:
+        engine.close()
