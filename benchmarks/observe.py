@@ -8,9 +8,9 @@ Two workloads, both from the generators of the other benchmarks:
   (:class:`benchmarks.common.ChainModule`, as ``benchmarks.eager``);
 * swap: ``update_module`` of the one-function module that replaces
   ``f<N/2>`` in an engine holding that module (:class:`benchmarks.swap.
-  SwapChain`, as ``benchmarks.swap``); the previous update module is removed
-  after the timed call (``grace_period=0``: its code is freed then, so
-  code-freed events are part of the work).
+  SwapChain`, as ``benchmarks.swap``). The previous update, superseded,
+  leaves the engine by itself (``grace_period=0``: its code is freed during
+  the next swap, so code-freed events are part of the work).
 
 Variants, interleaved repetition by repetition: ``off`` (no observer),
 ``hook`` (the observer hook installed, no listener: the cost of nothing
@@ -111,15 +111,10 @@ class Swapper:
         self.engine = execution_engine.create_mcjit_compiler(
             parse(sc.chain.ir), target_machine(), grace_period=0)
         self.engine.finalize_object()
-        self.previous = None
 
     def swap(self) -> float:
         module = parse(self.sc.single_text())
         seconds, _ = cpu_time(lambda: self.engine.update_module(module))
-        if self.previous is not None:
-            self.engine.remove_module(self.previous)
-            self.previous.close()
-        self.previous = module
         return seconds
 
     def close(self) -> None:
