@@ -50,6 +50,13 @@ if TYPE_CHECKING:
     from ..executors.base import Linker
 from .object_linking import LinkedResource
 
+# TEMPORARY hook (issue 16, branch observe; the engine's event API replaces it):
+# when set, code_observer("linked", resource, label, obj, section_bases, stubs, swapped)
+# runs after each unit is published (lock held; stubs: [(name, stub address)], swapped:
+# [(name, old body, new body)]) and code_observer("freed", resource) just after a
+# resource's memory is freed. See execution_engine/observe/_temporary.py.
+code_observer: Callable[..., None] | None = None
+
 
 @dataclass(eq=False)
 class _Shared:
@@ -209,6 +216,7 @@ class RedirectionLayer:
         shared = _Shared(resource, len(group))
         for plan in group:
             plan.addresses = {n: resource.exports[n] for n in plan.exports}
+            plan.resource = resource
             self._state(plan.unit.handle).shared.append(shared)
 
     def _publish(self, plan: Plan) -> None:
@@ -217,16 +225,29 @@ class RedirectionLayer:
         state.replaceable = plan.unit.options.replaceable
         state.objects.append((plan.unit.obj, {
             index: plan.addresses[alias] for alias, index in plan.section_aliases.items()}))
+        observer = code_observer
+        stubs: list[tuple[str, int]] = []
+        swapped: list[tuple[str, int, int]] = []
         for name, exported, is_fn, weak in plan.definitions:
             address = plan.addresses[exported]
             if is_fn and self.policy.redirects:
-                self.symbols.stub(name)
+                stub = self.symbols.stub(name)
+                if observer is not None:
+                    old = self.symbols.current(name)
+                    stubs.append((name, stub.address))
+                    if old is not None and old.is_function and old.address != address:
+                        swapped.append((name, old.address, address))
             self.symbols.define(Definition(name, handle, address, is_fn, weak, handle.name))
             state.defines_data |= not is_fn
             state.names.append(name)
             state.exports[name] = address
         for name, initial, size in plan.reinit:
             self.base.copy(plan.needs[name], plan.addresses[initial], size)  # type: ignore[arg-type]
+        if observer is not None:
+            swapped = [s for s in swapped if getattr(self.symbols.current(s[0]), "handle",
+                                                     None) is handle]
+            observer("linked", plan.resource, handle.name, plan.unit.obj,
+                     state.objects[-1][1], stubs, swapped)
 
     def _resolve_structors(self, plan: Plan) -> None:
         """Constructor targets, once every unit of the batch is published."""
@@ -252,7 +273,7 @@ class RedirectionLayer:
         resources when their last handle goes)."""
         with self._lock:
             self._pending.pop(handle, None)
-            self._release(handle, self.base.remove)
+            self._release(handle, self._free)
             self._retire_superseded()
 
     def _release(self, handle: Handle, free: Callable[[LinkedResource], None]) -> None:
@@ -276,9 +297,14 @@ class RedirectionLayer:
                     or state.structors or self.symbols.current_count(handle)):
                 continue
             self._release(handle, lambda r: self.reclaimer.retire(
-                lambda: self.base.remove(r)))
+                lambda: self._free(r)))
             if self.on_retired is not None:
                 self.on_retired(handle)
+
+    def _free(self, resource: LinkedResource) -> None:
+        self.base.remove(resource)
+        if code_observer is not None:  # TEMPORARY hook, see code_observer
+            code_observer("freed", resource)
 
     def local_address(self, handle: Handle, name: str) -> int | None:
         """Run-time address of symbol ``name`` (local ones included) in ``handle``'s objects."""

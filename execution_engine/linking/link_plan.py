@@ -54,6 +54,7 @@ class Plan:
     call_deps: set[Plan] = field(default_factory=set)  # providers reached through stubs
     missing: list[str] = field(default_factory=list)
     addresses: dict[str, int] = field(default_factory=dict)
+    resource: object = None  # the LinkedResource it went into (TEMPORARY observe hook)
 
 
 class LinkPlanner:
