@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import llvmlite.binding as llvm
 
-from .errors import EngineClosedError, ExecutionEngineError, LazyCompileError
+from .errors import EngineClosedError, ExecutionEngineError, ExecutorError, LazyCompileError
 from .executors.base import Executor
 from .hotswap import HotSwap
 from .introspection import (
@@ -50,6 +53,8 @@ from .module_table import ModuleTable
 from .native import elf
 from .native.object_files import read_object
 from .native.stubs import Stub
+from .observe.events import EventHub, ExecutorEvent, LazyCompiled, Listener
+from .observe.observer import CodeObserver
 from .options import EngineOptions
 from .stack import Stack, build_stack
 
@@ -100,7 +105,16 @@ class ExecutionEngine:
         # What call() marshals by, per defining module set (gone with the set).
         self._signatures: weakref.WeakKeyDictionary[Handle, dict[str, Signature | None]] = (
             weakref.WeakKeyDictionary())
+        self._depth = threading.local()  # how deep this thread is in the engine's lock
+        self._events = EventHub()
+        self._compile_seconds: dict[Handle, float] = {}
+        self._observer = CodeObserver(self._events, self._compile_info)
+        self._perf_map = self._gdb_names = False  # writers registered
         self._build()
+        if self._options.perf_map or self._options.jitdump or self._options.jit_events:
+            self._start_profiling(perf_map=self._options.perf_map or self._options.jit_events,
+                                  jitdump=self._options.jitdump,
+                                  gdb_names=self._options.jit_events)
         with _tm_lock:
             _tm_users[id(target_machine)] = _tm_users.get(id(target_machine), 0) + 1
         target_machine._owned = True
@@ -112,11 +126,38 @@ class ExecutionEngine:
                                          self._reclaimer, self._on_unbound_stub)
         compile_layer = self._stack.compile_layer
         self._install_cache_hooks()
-        compile_layer.on_compiled = lambda handle, data, seconds: self._work.compiled(data,
-                                                                                    seconds)
+        compile_layer.on_compiled = self._on_compiled
         self._swap = HotSwap(self._stack, self._modules, self._target_machine,
                              self._options.redirection)
         self._stack.redirection.on_retired = self._on_retired
+        self._update_observer()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The engine's lock; events queued meanwhile are delivered once this
+        thread leaves its outermost hold of the lock (listeners never run
+        under it)."""
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        try:
+            with self._lock:
+                yield
+        finally:
+            self._depth.n = depth
+            if depth == 0 and self._events.active:
+                self._events.flush()
+
+    def _on_compiled(self, handle: Handle, data: bytes, seconds: float) -> None:
+        self._work.compiled(data, seconds)
+        if self._events.active:
+            self._compile_seconds[handle] = seconds
+
+    def _compile_info(self, handle: Handle) -> tuple[float, int, bool]:
+        return self._compile_seconds.pop(handle, 0.0), -1, False
+
+    def _update_observer(self) -> None:
+        """Watch the linker only while somebody listens (no cost otherwise)."""
+        self._stack.redirection.observer = self._observer if self._events.active else None
 
     def _on_retired(self, retired: Handle) -> None:
         """A superseded update leaves the engine (see update_module)."""
@@ -143,7 +184,7 @@ class ExecutionEngine:
     def add_module(self, module: llvm.ModuleRef) -> None:
         """Add ``module``; ownership moves to the engine. ``KeyError`` if it was
         already added. Nothing is compiled until finalization."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._check_new(module)
             module_checks.check_module(module, self._target_machine,
@@ -169,7 +210,7 @@ class ExecutionEngine:
     def remove_module(self, module: llvm.ModuleRef) -> None:
         """Remove ``module``, free its code and data, return its ownership.
         Its symbols become undefined. ``KeyError`` if it is not in the engine."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             handle = self._modules.handle_of(module)
             if handle is None:
@@ -183,7 +224,7 @@ class ExecutionEngine:
     def add_object_file(self, obj_file: llvm.ObjectFileRef | str | bytes) -> None:
         """Add a relocatable object (an ``ObjectFileRef``, a path or bytes).
         It is validated now and linked at finalization."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             label, data = read_object(obj_file)
             handle = Handle(label)
@@ -198,7 +239,7 @@ class ExecutionEngine:
 
     def finalize_object(self) -> None:
         """Compile and link everything added so far."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._stack.top.emit()
 
@@ -213,7 +254,7 @@ class ExecutionEngine:
     def _lookup(self, name: str) -> int:
         if not isinstance(name, str):
             raise TypeError(f"a symbol name must be a str, not {type(name).__name__}")
-        with self._lock:
+        with self._locked():
             self._check_open()
             mapped = self._mappings(name)
             if mapped is not None:
@@ -233,7 +274,7 @@ class ExecutionEngine:
     def add_global_mapping(self, gv: llvm.ValueRef, addr: int) -> None:
         """Make references to global ``gv`` (of a module in this engine) resolve
         to ``addr``. Takes effect for code linked afterwards."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             if not isinstance(gv, llvm.ValueRef):
                 raise TypeError(f"add_global_mapping needs a global value, got {gv!r}")
@@ -255,7 +296,7 @@ class ExecutionEngine:
     def set_object_cache(self, notify_func: NotifyHook | None = None,
                          getbuffer_func: GetBufferHook | None = None) -> None:
         """llvmlite's object-cache hooks (see :class:`~.layers.ir_compile.IRCompileLayer`)."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._cache_hooks = (notify_func, getbuffer_func)
             self._install_cache_hooks()
@@ -299,7 +340,7 @@ class ExecutionEngine:
         Raises :class:`SignatureMismatchError` naming the first function (or
         global) whose type changed; then nothing changes.
         """
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._swap.check_swappable()
             self._check_new(module)
@@ -339,7 +380,7 @@ class ExecutionEngine:
         replaces is freed under the engine's reclamation rule. Internal
         functions cannot be redirected (their callers call them directly).
         """
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._swap.check_swappable()
             top = self._stack.top
@@ -353,7 +394,7 @@ class ExecutionEngine:
     def reclaim(self) -> int:
         """Declare a quiescent point: no thread is running replaced code, so
         every retired body is freed now. Returns how many sets were freed."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             return self._reclaimer.quiescent()
 
@@ -364,7 +405,7 @@ class ExecutionEngine:
         priority, table order within a priority, modules in the order added.
         A lazily compiled constructor that cannot be compiled raises
         :class:`LazyCompileError` before any constructor runs."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._stack.top.emit()
             handles = [h for _, h in self._modules.entries() if h not in self._constructed]
@@ -378,7 +419,7 @@ class ExecutionEngine:
     def run_static_destructors(self) -> None:
         """Run the destructors of every module: descending priority, table order
         within a priority."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             entries = self._structors([h for _, h in self._modules.entries()])
         structors.run(entries, "dtor", self._call_void)
@@ -392,6 +433,41 @@ class ExecutionEngine:
         self._stack.executor.call(address, VOID_CALL, (),
                                   running="a static constructor or destructor")
 
+    # -- events ----------------------------------------------------------------
+
+    def add_event_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for every event from now on: an object linked,
+        code freed, a function swapped, a lazy function compiled, the executor
+        crashed or restarted (:mod:`execution_engine.observe.events`). Listeners
+        run on the thread that caused the event, after the engine's lock is
+        released, one event at a time and in order; an exception in a listener
+        is reported once as an ``EventListenerWarning`` and otherwise ignored."""
+        with self._locked():
+            self._check_open()
+            self._events.add(listener)
+            self._update_observer()
+
+    def remove_event_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``; ``ValueError`` if it is not registered."""
+        with self._locked():
+            self._events.remove(listener)
+            self._update_observer()
+
+    def _start_profiling(self, *, perf_map: bool = True, jitdump: bool = False,
+                         gdb_names: bool = False) -> None:
+        from .observe import gdb_jit
+        from .observe import jitdump as dump
+        from .observe import perf_map as perf
+
+        if perf_map and not self._perf_map:
+            self.add_event_listener(perf.perf_map())
+            self._perf_map = True
+        if jitdump:
+            self.add_event_listener(dump.jit_dump())
+        if gdb_names and not self._gdb_names:
+            self.add_event_listener(gdb_jit.GdbJitListener())
+            self._gdb_names = True
+
     # -- misc MCJIT API ------------------------------------------------------
 
     @property
@@ -400,10 +476,16 @@ class ExecutionEngine:
         return self._target_data
 
     def enable_jit_events(self) -> bool:
-        """Profiler notification. GDB's JIT interface is always fed by the linker;
-        no other listener (perf, VTune) is available, so this returns False."""
-        self._check_open()
-        return False
+        """Profiler and debugger notification, as llvmlite's: from now on every
+        linked function is named for ``perf`` (``/tmp/perf-<pid>.map``) and for
+        GDB (which the linker's own registration shows only as ``f..body<N>``
+        without debug info). Returns True: the engine now registers its code.
+        In-process code only (a remote executor's code lives in another process)."""
+        with self._locked():
+            self._check_open()
+            if not self._gdb_names:
+                self._start_profiling(perf_map=not self._perf_map, gdb_names=True)
+            return True
 
     # -- running code ----------------------------------------------------------
 
@@ -437,7 +519,8 @@ class ExecutionEngine:
             prototype, values = untyped(args, restype, name)
         else:
             prototype, values = signature.returning(restype, name).bind(name, args)
-        return self._stack.executor.call(address, prototype, values, running=name)
+        with self._reporting_crashes():
+            return self._stack.executor.call(address, prototype, values, running=name)
 
     def function_signature(self, name: str) -> Signature | None:
         """The signature :meth:`call` marshals ``name`` by: the IR type of the
@@ -449,12 +532,12 @@ class ExecutionEngine:
         arrays by value, integers wider than 64 bits, ``byval`` parameters).
         Finalizes if needed, as :meth:`get_function_address` does (a lazy
         function is not compiled)."""
-        with self._lock:
+        with self._locked():
             self._lookup(name)
             return self._signature_of(name)
 
     def _signature_of(self, name: str) -> Signature | None:
-        with self._lock:
+        with self._locked():
             self._check_open()
             found = self._swap.defining_module(name)
             if found is None:
@@ -474,7 +557,8 @@ class ExecutionEngine:
         whose standard streams are this process's."""
         address, name = self._entry(entry)
         env = [f"{k}={v}" for k, v in os.environ.items()] if env is None else env
-        return int(self._stack.executor.run_main(address, argv, env, running=name))
+        with self._reporting_crashes():
+            return int(self._stack.executor.run_main(address, argv, env, running=name))
 
     def read_memory(self, address: int, size: int) -> bytes:
         """``size`` bytes at ``address`` (in the executor, for remote engines).
@@ -498,7 +582,7 @@ class ExecutionEngine:
     def load_library(self, path: str) -> None:
         """Make a shared library's symbols available to JIT'd code (in the
         executor, for remote engines; again after a restart)."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             self._stack.executor.load_library(path)
             self._libraries.append(path)
@@ -507,7 +591,7 @@ class ExecutionEngine:
         """Start a fresh executor (after a crash, say) and add every module and
         object again, in order; constructors may be run again. Only for
         engines whose executor can restart (``remote=True``)."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             if not self._stack.executor.restartable:
                 raise ExecutionEngineError(
@@ -537,6 +621,17 @@ class ExecutionEngine:
                 self._add_object(handle, data)
                 self._objects.append((handle, data))
             self._stack.top.emit()
+            if self._events.active:
+                self._events.queue(ExecutorEvent("restart", f"executor pid {self.executor.pid}"))
+
+    @contextmanager
+    def _reporting_crashes(self) -> Iterator[None]:
+        try:
+            yield
+        except ExecutorError as exc:
+            if self._events.active:
+                self._events.emit(ExecutorEvent("crash", str(exc)))
+            raise
 
     def _entry(self, function: str | int) -> tuple[int, str]:
         if isinstance(function, int) and not isinstance(function, bool):
@@ -555,22 +650,31 @@ class ExecutionEngine:
     def _compile_now(self, name: str) -> None:
         """Compile lazily defined function ``name`` now, so that a failure raises
         in the Python caller instead of stopping the process in JIT'd code."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             on_demand = self._stack.on_demand
             home = on_demand.home(name)
             if home is None:
                 return
             try:
-                on_demand.materialize(name)
+                self._materialize(name)
             except ExecutionEngineError as exc:
                 raise LazyCompileError(name, home.name, str(exc)) from exc
+
+    def _materialize(self, name: str) -> int | None:
+        """Compile lazy function ``name`` if it is not yet (lock held)."""
+        home = self._stack.on_demand.home(name) if self._events.active else None
+        compiles, started = self._work.compiles, time.perf_counter()
+        address = self._stack.on_demand.materialize(name)
+        if home is not None and self._work.compiles > compiles:
+            self._events.queue(LazyCompiled(name, home.name, time.perf_counter() - started))
+        return address
 
     # -- introspection ---------------------------------------------------------
 
     def stats(self) -> EngineStats:
         """A snapshot of what the engine holds and has done (see EngineStats)."""
-        with self._lock:
+        with self._locked():
             return collect_stats(self._stack, self._work, modules=len(self._modules),
                                  object_files=len(self._objects),
                                  retired_sets=len(self._reclaimer),
@@ -579,7 +683,7 @@ class ExecutionEngine:
     def function_info(self, name: str) -> FunctionInfo | None:
         """Where function ``name`` stands (stub, slot, body), or ``None`` if the
         engine never defined or referred to it. Does not finalize."""
-        with self._lock:
+        with self._locked():
             self._check_open()
             return describe_function(self._stack.symbols, name)
 
@@ -592,12 +696,14 @@ class ExecutionEngine:
     def close(self) -> None:
         """Free all code, data and stubs; dispose the modules the engine owns and
         the target machine. Idempotent."""
-        with self._lock:
+        with self._locked():
             if self._closed:
                 return
             self._closed = True
             self._reclaimer.quiescent()
             self._stack.close()
+            if self._events.active:
+                self._observer.all_freed()
             self._swap.close()
             self._modules.dispose_all()
             tm = self._target_machine
@@ -632,8 +738,8 @@ class ExecutionEngine:
         """A call from JIT'd code reached a stub with no body: compile it lazily,
         or let the executor stop (nothing can unwind through JIT'd frames)."""
         try:
-            with self._lock:
-                address = None if self._closed else self._stack.on_demand.materialize(stub.name)
+            with self._locked():
+                address = None if self._closed else self._materialize(stub.name)
         except Exception as exc:  # noqa: BLE001 - reported by the executor
             message = f"compiling function '{stub.name}' on its first call failed: {exc}"
         else:

@@ -3,6 +3,7 @@ stack is composed (:mod:`.stack`)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -17,6 +18,10 @@ from .policies import (
     partition_policy,
     redirection_policy,
 )
+
+PERF_MAP_ENV = "EXECUTION_ENGINE_PERF_MAP"
+JITDUMP_ENV = "EXECUTION_ENGINE_JITDUMP"
+JIT_EVENTS_ENV = "EXECUTION_ENGINE_JIT_EVENTS"
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,12 @@ class EngineOptions:
     ``compile_in_place``: code generation rewrites the modules added (as
     MCJIT's does: numba reads the result); ``False`` compiles copies and
     leaves them as written, which ``update_module(..., replaces=old)`` needs to
-    recognise unchanged functions of ``old``.
+    recognise unchanged functions of ``old``. ``perf_map``/``jitdump``: write
+    ``/tmp/perf-<pid>.map`` lines / a ``jit-<pid>.dump`` for perf as code is
+    linked (environment: ``EXECUTION_ENGINE_PERF_MAP=1``,
+    ``EXECUTION_ENGINE_JITDUMP=1``, read by :meth:`from_keywords`).
+    ``jit_events``: as if ``enable_jit_events()`` were called at creation (perf
+    map and GDB names; ``EXECUTION_ENGINE_JIT_EVENTS=1``).
     """
 
     strict: bool = False
@@ -46,9 +56,12 @@ class EngineOptions:
     executor: ExecutorSpec = field(default_factory=LocalExecutorSpec)
     compiler: CompileBackend = field(default_factory=InProcessCompiler)
     compile_in_place: bool = True
+    perf_map: bool = False
+    jitdump: bool = False
+    jit_events: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("strict", "lazy", "compile_in_place"):
+        for name in ("strict", "lazy", "compile_in_place", "perf_map", "jitdump", "jit_events"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
         object.__setattr__(self, "redirection", redirection_policy(self.redirection))
@@ -81,6 +94,10 @@ class EngineOptions:
         if unknown:
             raise TypeError(f"unknown engine option(s) {', '.join(unknown)}; known: "
                             f"{', '.join(sorted(known))}")
+        for name, variable in (("perf_map", PERF_MAP_ENV), ("jitdump", JITDUMP_ENV),
+                               ("jit_events", JIT_EVENTS_ENV)):
+            if name not in keywords and os.environ.get(variable, "") not in ("", "0"):
+                keywords[name] = True
         remote = keywords.pop("remote", False)
         timeout = keywords.pop("timeout", None)
         capacity = keywords.pop("session_capacity", None)

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import ctypes
 
-import pytest
 from conftest import make_tm, parse_ir
 
 from execution_engine import create_mcjit_compiler
 from execution_engine.native import elf
-from execution_engine.observe import CodeFreed, CodeRange, ObjectLinked, _temporary
+from execution_engine.observe import CodeFreed, CodeRange, ObjectLinked
 from execution_engine.observe.gdb_jit import (
     GdbJitListener,
     GdbJitRegistrar,
@@ -88,17 +87,11 @@ def test_listener_unregisters_what_is_freed():
     assert registrar.entry_count() == 0
 
 
-@pytest.fixture
-def gdb_observed():
-    _temporary.enable(gdb=True)
-    yield gdb_registrar()
-    _temporary.disable()
-
-
-def test_engine_code_is_registered_until_freed(gdb_observed):
-    registrar = gdb_observed
+def test_engine_code_is_registered_until_freed():
+    registrar = gdb_registrar()
     before = registrar.entry_count()
     engine = create_mcjit_compiler(parse_ir(PROGRAM, "base"), make_tm(), grace_period=0)
+    engine.add_event_listener(GdbJitListener())
     try:
         extra = parse_ir(PROGRAM.replace("alpha", "gamma").replace("beta", "delta"), "extra")
         engine.add_module(extra)

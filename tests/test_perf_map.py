@@ -1,7 +1,7 @@
 """The perf map and jitdump writers, and the code ranges they are fed: file
 contents parse, addresses lie in JIT memory and run the named code, a
-swapped body appears. Engines are observed through the temporary hook
-(``observe._temporary``) until the engine's event API exists."""
+swapped body appears. Engines are observed through add_event_listener
+"""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from conftest import cfunc, make_tm, parse_ir, parse_object
 
 from execution_engine import create_mcjit_compiler
-from execution_engine.observe import CodeRange, ObjectLinked, _temporary, code_ranges
+from execution_engine.observe import CodeRange, ObjectLinked, code_ranges
 from execution_engine.observe.jitdump import (
     CODE_LOAD,
     FILE_HEADER,
@@ -49,13 +49,6 @@ define i64 @twice(i64 %x) {
 }
 """
 I64 = ctypes.c_int64
-
-
-@pytest.fixture
-def observed():
-    """``observed(*listeners)``: observe every engine of the process while the test runs."""
-    yield lambda *listeners: _temporary.enable(*listeners)
-    _temporary.disable()
 
 
 def read_map(path: str) -> list[tuple[int, int, str]]:
@@ -98,10 +91,10 @@ def test_code_ranges_name_every_function_including_local_ones():
     assert code_ranges(obj, {}) == []  # sections not loaded: nothing
 
 
-def test_perf_map_names_bodies_and_stubs_at_running_addresses(tmp_path, observed):
+def test_perf_map_names_bodies_and_stubs_at_running_addresses(tmp_path):
     writer = PerfMap(str(tmp_path))
-    observed(writer)
     engine = create_mcjit_compiler(parse_ir(PROGRAM, "prog"), make_tm())
+    engine.add_event_listener(writer)
     try:
         engine.finalize_object()
         rows = read_map(writer.path)
@@ -120,11 +113,12 @@ def test_perf_map_names_bodies_and_stubs_at_running_addresses(tmp_path, observed
         engine.close()
 
 
-def test_a_swapped_body_appears_with_its_new_address(tmp_path, observed):
+def test_a_swapped_body_appears_with_its_new_address(tmp_path):
     writer = PerfMap(str(tmp_path))
     events = []
-    observed(writer, events.append)
     engine = create_mcjit_compiler(parse_ir(PROGRAM, "prog"), make_tm(), grace_period=None)
+    engine.add_event_listener(writer)
+    engine.add_event_listener(events.append)
     try:
         engine.finalize_object()
         engine.update_module(parse_ir(NEW_TWICE, "v2"))
@@ -141,12 +135,13 @@ def test_a_swapped_body_appears_with_its_new_address(tmp_path, observed):
         engine.close()
 
 
-def test_two_engines_share_one_file(tmp_path, observed):
+def test_two_engines_share_one_file(tmp_path):
     writer = PerfMap(str(tmp_path))
-    observed(writer)
     first = create_mcjit_compiler(parse_ir(PROGRAM, "a"), make_tm())
     second = create_mcjit_compiler(parse_ir(NEW_TWICE.replace("@twice", "@other"), "b"),
                                    make_tm())
+    first.add_event_listener(writer)
+    second.add_event_listener(writer)
     try:
         first.finalize_object()
         second.finalize_object()
@@ -205,10 +200,10 @@ def parse_dump(path: str) -> tuple[tuple, list[tuple]]:
     return header, records
 
 
-def test_jitdump_records_code_bytes_and_keeps_a_marker_mapping(tmp_path, observed):
+def test_jitdump_records_code_bytes_and_keeps_a_marker_mapping(tmp_path):
     dump = JitDump(str(tmp_path))
-    observed(dump)
     engine = create_mcjit_compiler(parse_ir(PROGRAM, "prog"), make_tm())
+    engine.add_event_listener(dump)
     try:
         engine.finalize_object()
         with open("/proc/self/maps") as f:
@@ -252,10 +247,10 @@ def test_jitdump_listener_ignores_other_events_and_given_bytes_win(tmp_path):
     assert struct.unpack_from("<I", open(dump.path, "rb").read())[0] == MAGIC
 
 
-def test_lazily_compiled_functions_appear_under_their_own_names(tmp_path, observed):
+def test_lazily_compiled_functions_appear_under_their_own_names(tmp_path):
     writer = PerfMap(str(tmp_path))
-    observed(writer)
     engine = create_mcjit_compiler(parse_ir(PROGRAM, "prog"), make_tm(), lazy=True)
+    engine.add_event_listener(writer)
     try:
         entry = engine.get_function_address("entry")
         before = read_map(writer.path) if os.path.exists(writer.path) else []

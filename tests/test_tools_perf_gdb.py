@@ -85,13 +85,16 @@ int main(int argc, char **argv) {
 """
 
 
+_WRITER_VARIABLES = {"perf_map": "EXECUTION_ENGINE_PERF_MAP",
+                     "jitdump": "EXECUTION_ENGINE_JITDUMP", "gdb": "EXECUTION_ENGINE_JIT_EVENTS"}
+
+
 def driver(*writers: str) -> list[str]:
-    """The command line: the CLI, with the named writers enabled (TEMPORARY)."""
-    flags = ", ".join(f"{w}=True" for w in writers)
-    code = ("from execution_engine.observe import _temporary; "
-            f"_temporary.enable({flags}); "
-            "from execution_engine.cli import main; raise SystemExit(main())")
-    return [PYTHON, "-c", code]
+    """The command line, with the named writers enabled (by the environment
+    variables drop-in users set)."""
+    code = "".join(f"os.environ[{_WRITER_VARIABLES[w]!r}] = '1'; " for w in writers)
+    return [PYTHON, "-c", f"import os; {code}from execution_engine.cli import main; "
+            "raise SystemExit(main())"]
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -263,9 +266,6 @@ REMOVE_SCRIPT = """
 import os
 import llvmlite.binding as llvm
 import execution_engine as ee
-from execution_engine.observe import _temporary
-if os.environ.get("EE_GDB_NAMES"):
-    _temporary.enable(gdb=True)
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()
 tm = llvm.Target.from_default_triple().create_target_machine(jit=True)
@@ -276,6 +276,8 @@ def module(name, fn):
     return m
 
 engine = ee.create_mcjit_compiler(module("base", "base_fn"), tm)
+if os.environ.get("EE_GDB_NAMES"):
+    engine.enable_jit_events()
 removable = module("removable", "removable_fn")
 engine.add_module(removable)
 engine.finalize_object()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -54,7 +56,13 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--remote", dict(action="store_true",
                       help="run the program's code in a separate process")),
     ("--stats", dict(action="store_true",
-                     help="print parse/compile/link/run times and counts on stderr")),
+                     help="print times and what the engine did (engine.stats()) on stderr at "
+                          "exit; --stats=json prints one JSON object")),
+    ("--stats-json", dict(action="store_true", help=argparse.SUPPRESS)),
+    ("--perf-map", dict(action="store_true",
+                        help="write /tmp/perf-<pid>.map so that perf names JIT'd functions")),
+    ("--jitdump", dict(action="store_true",
+                       help="write jit-<pid>.dump (with code bytes) for 'perf inject --jit'")),
     ("--watch", dict(action="store_true",
                      help="hot-swap functions edited in FILE or an extra module while it "
                           "runs")),
@@ -121,6 +129,7 @@ def _fail(message: str, status: int = 1) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words, args = split_arguments(sys.argv[1:] if argv is None else argv)
+    words = ["--stats-json" if w == "--stats=json" else w for w in words]
     opts = _parser().parse_args(words)
     if opts.command == "cache":
         return run_cache_command(opts)
@@ -160,7 +169,9 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    lazy=opts.jit_kind == "orc-lazy", remote=opts.remote,
                                    grace_period=None if opts.watch else 1.0,
                                    # reloads compare the edited file with the module as written
-                                   compile_in_place=not opts.watch)
+                                   compile_in_place=not opts.watch,
+                                   **({"perf_map": True} if opts.perf_map else {}),
+                                   **({"jitdump": True} if opts.jitdump else {}))
     for library in c_runtime_libraries(modules):
         engine.load_library(library)
     for module in modules[1:]:
@@ -182,11 +193,8 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     if _returns_void(main_module, opts.entry_function):
         status = 0
     engine.run_static_destructors()
-    if opts.stats:
-        sys.stderr.write(
-            f"{_PROG}: stats: modules={len(modules)} "
-            + " ".join(f"{k}={v * 1e3:.2f}ms" for k, v in stats.items()) + "\n"
-        )
+    if opts.stats or opts.stats_json:
+        _print_stats(engine, stats, as_json=opts.stats_json)
     sys.stdout.flush()
     sys.stderr.flush()
     if opts.remote:
@@ -196,6 +204,20 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     libc = ctypes.CDLL(None)
     libc.exit(ctypes.c_int(status & 0xFF))
     return status  # pragma: no cover - exit() does not return
+
+
+def _print_stats(engine: Any, times: dict[str, float], *, as_json: bool) -> None:
+    """Times of the run's phases and the engine's stats, on stderr."""
+    report = {"seconds": {k: round(v, 6) for k, v in times.items()},
+              "engine": dataclasses.asdict(engine.stats())}
+    if as_json:
+        sys.stderr.write(json.dumps(report) + "\n")
+        return
+    sys.stderr.write(f"{_PROG}: stats: " + " ".join(
+        f"{k}={v * 1e3:.2f}ms" for k, v in times.items()) + "\n")
+    sys.stderr.write(f"{_PROG}: engine: " + " ".join(
+        f"{k}={round(v, 4) if isinstance(v, float) else v}"
+        for k, v in report["engine"].items()) + "\n")
 
 
 def _defines(module: llvm.ModuleRef, name: str) -> bool:

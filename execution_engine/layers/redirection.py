@@ -35,7 +35,7 @@ import itertools
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import LinkError, UnresolvedSymbolError
 from ..linking import structors
@@ -50,12 +50,21 @@ if TYPE_CHECKING:
     from ..executors.base import Linker
 from .object_linking import LinkedResource
 
-# TEMPORARY hook (issue 16, branch observe; the engine's event API replaces it):
-# when set, code_observer("linked", resource, label, obj, section_bases, stubs, swapped)
-# runs after each unit is published (lock held; stubs: [(name, stub address)], swapped:
-# [(name, old body, new body)]) and code_observer("freed", resource) just after a
-# resource's memory is freed. See execution_engine/observe/_temporary.py.
-code_observer: Callable[..., None] | None = None
+
+class LinkObserver(Protocol):
+    """Told what the layer links and frees (the engine's event source).
+
+    Called with the layer's lock held: it must only take note (queue events),
+    never call back into the engine."""
+
+    def linked(self, resource: LinkedResource, handle: Handle, obj: elf.ObjectFile,
+               section_bases: dict[int, int], stubs: list[tuple[str, int]],
+               swapped: list[tuple[str, int, int]]) -> None:
+        """``obj`` of set ``handle`` is in memory; ``stubs``: (name, stub
+        address) of its functions; ``swapped``: (name, old body, new body)."""
+
+    def freed(self, resource: LinkedResource) -> None:
+        """``resource``'s memory was unmapped."""
 
 
 @dataclass(eq=False)
@@ -103,6 +112,7 @@ class RedirectionLayer:
         # on_retired(handle): a replaceable set was superseded and handed to the
         # reclaimer (called under the layer's lock; it must not link).
         self.on_retired: Callable[[Handle], None] | None = None
+        self.observer: LinkObserver | None = None
 
     def set_pending_resolver(self, resolve: Callable[[str], int | None]) -> None:
         """``resolve(name)`` answers for names defined by sets added above this
@@ -225,7 +235,7 @@ class RedirectionLayer:
         state.replaceable = plan.unit.options.replaceable
         state.objects.append((plan.unit.obj, {
             index: plan.addresses[alias] for alias, index in plan.section_aliases.items()}))
-        observer = code_observer
+        observer = self.observer
         stubs: list[tuple[str, int]] = []
         swapped: list[tuple[str, int, int]] = []
         for name, exported, is_fn, weak in plan.definitions:
@@ -243,11 +253,11 @@ class RedirectionLayer:
             state.exports[name] = address
         for name, initial, size in plan.reinit:
             self.base.copy(plan.needs[name], plan.addresses[initial], size)  # type: ignore[arg-type]
-        if observer is not None:
+        if observer is not None and plan.resource is not None:
             swapped = [s for s in swapped if getattr(self.symbols.current(s[0]), "handle",
                                                      None) is handle]
-            observer("linked", plan.resource, handle.name, plan.unit.obj,
-                     state.objects[-1][1], stubs, swapped)
+            observer.linked(plan.resource, handle, plan.unit.obj, state.objects[-1][1], stubs,
+                            swapped)
 
     def _resolve_structors(self, plan: Plan) -> None:
         """Constructor targets, once every unit of the batch is published."""
@@ -303,8 +313,8 @@ class RedirectionLayer:
 
     def _free(self, resource: LinkedResource) -> None:
         self.base.remove(resource)
-        if code_observer is not None:  # TEMPORARY hook, see code_observer
-            code_observer("freed", resource)
+        if self.observer is not None:
+            self.observer.freed(resource)
 
     def local_address(self, handle: Handle, name: str) -> int | None:
         """Run-time address of symbol ``name`` (local ones included) in ``handle``'s objects."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from ..errors import DuplicateSymbolError
 from ..ir.call_sites import SLOT_SUFFIX
 from ..layers.base import AddOptions, Handle
+from ..layers.object_linking import LinkedResource
 from ..native import elf
 from ..policies import RedirectionPolicy
 from . import structors
@@ -54,7 +55,7 @@ class Plan:
     call_deps: set[Plan] = field(default_factory=set)  # providers reached through stubs
     missing: list[str] = field(default_factory=list)
     addresses: dict[str, int] = field(default_factory=dict)
-    resource: object = None  # the LinkedResource it went into (TEMPORARY observe hook)
+    resource: LinkedResource | None = None  # where it was linked (for observers)
 
 
 class LinkPlanner:
