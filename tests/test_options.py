@@ -51,7 +51,7 @@ def test_policies_are_given_by_name_or_value():
     ({"remote": "yes"}, TypeError, "remote"),
     ({"timeout": 5}, ValueError, "timeout"),
     ({"remote": True, "timeout": 0}, ValueError, "timeout"),
-    ({"remote": True, "timeout": "soon"}, ValueError, "timeout"),
+    ({"remote": True, "timeout": "soon"}, TypeError, "timeout"),
     ({"remote": True, "session_capacity": 8}, ValueError, "session_capacity"),
     ({"session_capacity": 0}, ValueError, "session_capacity"),
     ({"session_capacity": "many"}, ValueError, "session_capacity"),
