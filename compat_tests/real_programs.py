@@ -14,6 +14,16 @@ binary whose output is the reference is linked from the same modules.
   ``_setjmp``/``_longjmp`` for errors, without readline or ``dlopen``.
 * **brotli** - the ``brotli`` command-line tool (``c/tools/brotli.c`` of the
   ``Brotli`` sdist) with the encoder, decoder and common library.
+* **sqlite** - the ``sqlite3`` shell (``shell.c``) and the whole library (the
+  amalgamation ``sqlite3.c``, SQLite 3.50.4: about 1,600 functions in one
+  module) as the ``sqlean.py`` sdist vendors them in ``sqlite/``. That copy
+  of the amalgamation ends with a five-line hook of sqlean's (``core_init``,
+  which registers sqlean's extensions); the extensions are not built, so the
+  hook's reference is pointed at ``sqlite3_initialize`` (``-DINIT_H
+  -Dsqlite3_sqlean_init=sqlite3_initialize``: the hook is never called). The
+  shell registers an exit handler with ``atexit``, which glibc keeps in the
+  static ``libc_nonshared.a`` (no JIT finds it in the process); a prelude
+  makes the call ``__cxa_atexit``, what glibc's ``atexit`` does.
 
 Every clang use is ``-O2`` (no ``-fno-stack-protector``: Debian's clang does
 not enable the stack protector by default, and glibc provides
@@ -97,6 +107,7 @@ class Recipe:
     cflags: tuple[str, ...] = ()
     libs: tuple[str, ...] = ("-lm",)
     fetch_env: tuple[tuple[str, str], ...] = ()  # for pip (the sdist's metadata step)
+    prelude: str = ""  # C text included before every source file (``-include``)
 
 
 LUA_FILES = (
@@ -124,7 +135,18 @@ BROTLI = Recipe(
     sources=("common/*.c", "dec/*.c", "enc/*.c"),
     cflags=("-Iinclude",),
 )
-RECIPES = {r.name: r for r in (LUA, BROTLI)}
+SQLITE = Recipe(
+    name="sqlite",
+    requirement="sqlean.py==3.50.4.5",
+    root="sqlite",
+    main="shell.c",
+    sources=("sqlite3.c",),
+    cflags=("-DINIT_H", "-Dsqlite3_sqlean_init=sqlite3_initialize", "-Datexit=cli_atexit"),
+    prelude=("int __cxa_atexit(void (*)(void *), void *, void *);\n"
+             "static int cli_atexit(void (*f)(void)) "
+             "{ return __cxa_atexit((void (*)(void *))f, 0, 0); }\n"),
+)
+RECIPES = {r.name: r for r in (LUA, BROTLI, SQLITE)}
 
 
 @dataclass
@@ -232,8 +254,13 @@ def build(recipe: Recipe, clang: str, workdir: Path) -> Build:
         sources += [m for m in matches if m not in sources]
     out = workdir / "build"
     out.mkdir(parents=True, exist_ok=True)
+    cflags = list(recipe.cflags)
+    if recipe.prelude:
+        prelude = out / "prelude.h"
+        prelude.write_text(recipe.prelude)
+        cflags += ["-include", str(prelude)]
     bitcode = [out / (re.sub(r"[^\w.-]", "_", src[:-2]) + ".bc") for src in sources]
-    jobs = [["-O2", *recipe.cflags, "-c", "-emit-llvm", "-o", str(bc), src]
+    jobs = [["-O2", *cflags, "-c", "-emit-llvm", "-o", str(bc), src]
             for src, bc in zip(sources, bitcode, strict=True) if not bc.exists()]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
         for future in [pool.submit(_clang, clang, job, root) for job in jobs]:
@@ -498,12 +525,74 @@ def _brotli_input() -> bytes:
     return " ".join(text).encode() + bytes(noise)
 
 
+def sqlite_workload() -> str:
+    """About 2 MB of SQL: 22,000 single-row INSERTs in a transaction, 80,000 rows
+    from a recursive CTE, three indexes, joins, aggregates, a window function,
+    JSON (``json_object``, ``->>``, ``json_each``, ``json_group_array``), an
+    UPDATE, a DELETE and an integrity check; deterministic output."""
+    lines = [
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT, meta TEXT);",
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer INTEGER NOT NULL REFERENCES customers,"
+        " amount REAL, day INTEGER, tags TEXT);",
+        "BEGIN;",
+    ]
+    seed = 1
+    for i in range(1, 2001):
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        lines.append(f"INSERT INTO customers VALUES({i}, 'customer {i:04d}', 'city{seed % 37}', "
+                     f"json_object('tier', {seed % 5}, 'since', {1990 + seed % 30}, 'vip', json('{'true' if seed % 7 == 0 else 'false'}')));")
+    for i in range(1, 20001):
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        lines.append(f"INSERT INTO orders(customer, amount, day, tags) VALUES({seed % 2000 + 1}, "
+                     f"{seed % 100000 / 100:.2f}, {seed % 365}, '[\"t{seed % 3}\",\"x{seed % 11}\"]');")
+    lines += [
+        "COMMIT;",
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 80000)"
+        " INSERT INTO orders(customer, amount, day, tags) SELECT (i * 7919) % 2000 + 1,"
+        " ((i * 104729) % 100000) / 100.0, i % 365, json_array('t' || (i % 3), 'y' || (i % 13)) FROM n;",
+        "CREATE INDEX orders_customer ON orders(customer);",
+        "CREATE INDEX orders_day ON orders(day, amount);",
+        "CREATE INDEX customers_city ON customers(city, name);",
+        "SELECT count(*), round(sum(amount), 2), min(day), max(day) FROM orders;",
+        "SELECT c.city, count(*), round(sum(o.amount), 2) FROM customers c JOIN orders o"
+        " ON o.customer = c.id GROUP BY c.city ORDER BY 3 DESC, 1 LIMIT 5;",
+        "SELECT c.meta ->> '$.tier' AS tier, count(*), round(avg(o.amount), 4) FROM customers c"
+        " JOIN orders o ON o.customer = c.id GROUP BY tier ORDER BY tier;",
+        "SELECT json_group_array(id) FROM (SELECT id FROM orders WHERE day = 17 AND amount > 900"
+        " ORDER BY id);",
+        "SELECT j.value, count(*) FROM orders, json_each(orders.tags) AS j GROUP BY j.value"
+        " ORDER BY 2 DESC, 1 LIMIT 6;",
+        "SELECT name, total, rank FROM (SELECT c.name, round(sum(o.amount), 2) AS total,"
+        " rank() OVER (ORDER BY sum(o.amount) DESC) AS rank FROM customers c JOIN orders o"
+        " ON o.customer = c.id WHERE c.meta ->> '$.vip' GROUP BY c.id) WHERE rank <= 3;",
+        "UPDATE orders SET amount = round(amount * 1.1, 2) WHERE day BETWEEN 100 AND 120;",
+        "DELETE FROM orders WHERE customer % 97 = 0;",
+        "SELECT count(*), round(sum(amount), 2) FROM orders;",
+        "SELECT day, count(*), printf('%.2f', max(amount)) FROM orders INDEXED BY orders_day"
+        " WHERE day < 5 GROUP BY day ORDER BY day;",
+        "SELECT upper(substr(name, 1, 10)), length(group_concat(city, ',')) FROM customers"
+        " WHERE name LIKE 'customer 1%' GROUP BY 1 ORDER BY 1 LIMIT 3;",
+        "SELECT json_object('customers', (SELECT count(*) FROM customers), 'cities',"
+        " (SELECT count(DISTINCT city) FROM customers), 'orders', (SELECT count(*) FROM orders));",
+        "PRAGMA integrity_check;",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+SQLITE_CASES = [
+    Case("sqlite", "workload", (":memory:", ".read workload.sql"),
+         stdout_contains='{"customers":2000,"cities":37,"orders":98989}\nok'),
+    Case("sqlite", "error", (":memory:",), stdin=b"CREATE TABLE t(a);\nSELECT json('{');\n"
+         b"SELECT 'after the error';\n", status=1, stdout_contains="after the error",
+         stderr_contains="malformed JSON"),
+]
+
 BROTLI_CASES = [
     Case("brotli", "compress", ("-c", "-q", "9", "input.bin")),
     Case("brotli", "decompress", ("-d", "-c", "input.bin.br"), stdout_equals_file="input.bin"),
 ]
 
-CASES = [*LUA_CASES, *BROTLI_CASES]
+CASES = [*LUA_CASES, *BROTLI_CASES, *SQLITE_CASES]
 
 
 def prepare_inputs(built: Build) -> None:
@@ -522,6 +611,8 @@ def prepare_inputs(built: Build) -> None:
                                   cwd=work, capture_output=True, timeout=120)
             if proc.returncode != 0:
                 raise BuildError(f"native brotli failed: {proc.stderr.decode(errors='replace')}")
+    elif built.recipe is SQLITE:
+        (work / "workload.sql").write_text(sqlite_workload(), encoding="utf-8")
 
 
 def cases_of(program: str) -> list[Case]:
