@@ -114,16 +114,17 @@ class HotSwap:
         self._root[handle] = root
         if not changed and not new_variables:
             return
-        part = self._view(module, root).partition(changed, new_variables)
+        part = self._view(module, root, mutable=False).partition(  # used once, now
+            changed, new_variables)
         self._link_partition(part, root, handle.name, handle)
 
     def _lineage_defines(self, root: Handle, name: str) -> bool:
         return self._stack.symbols.current(shared_prefix(root.id) + name) is not None
 
-    def _view(self, module: llvm.ModuleRef, root: Handle) -> ModuleView:
+    def _view(self, module: llvm.ModuleRef, root: Handle, *, mutable: bool) -> ModuleView:
         lazy = self._stack.on_demand.is_lazy(root)
         return ModuleView(module, prefix=shared_prefix(root.id),
-                          mode="lazy" if lazy else "recompile")
+                          mode="lazy" if lazy else "recompile", mutable=mutable)
 
     def _link_partition(self, part: Partition, root: Handle, label: str, handle: Handle,
                         target_machine: llvm.TargetMachine | None = None,
@@ -156,7 +157,8 @@ class HotSwap:
         root = self._root.get(origin, origin)
         view = self._views.get(origin)
         if view is None:
-            view = self._views[origin] = self._view(module, root)
+            # The user may change the module between recompiles.
+            view = self._views[origin] = self._view(module, root, mutable=True)
         target_machine = None if opt_level is None else self._target_machine_at(opt_level)
         handle = Handle(f"function '{name}' recompiled from {module_label(module)}")
         self._origin[handle] = origin  # before linking: the link may retire its origin

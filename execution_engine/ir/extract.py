@@ -1,13 +1,39 @@
 """Partitions of a module, cut on demand: one function, or all its variables.
 
 Lazy compilation and single-function recompilation both need a function of
-a module as a module of its own. Printing the whole module costs about half
-as much as parsing it, which is more than a lazy engine may spend before the
-first result, so nothing here walks or prints the whole module: llvmlite
-prints one function on request, and each name the function refers to is
-looked up by name. (Printing one value still runs LLVM's numbering of the
-module's globals, a C++ pass of about 0.4 us per function, so declarations
-are made once per name and cached.)
+a module as a module of its own, in time proportional to that function.
+What llvmlite offers for that is text: ``str(value)`` of one function, or of
+the whole module. Printing one value costs time in proportion to the *whole*
+module (LLVM numbers the module's globals first and, for a function, walks
+every instruction of every function for metadata: 0.03 ms on a 100-function
+module, 0.25 ms on 5,000 small functions, 12-60 ms on SQLite's 1,600
+functions with TBAA metadata); printing the module once costs about as much
+as 30-800 such prints. So a :class:`ModuleView` keeps every text it prints
+and, for a module that does not change (``mutable=False``: the engine owns
+it), prints values one by one only while their total cost stays below
+:data:`PRINT_BUDGET`; past that it prints the module once and indexes the
+text of every function, declaration and variable by name (one pass). After
+that every lookup of a text is a slice of that print: a lazy step costs time
+proportional to the function or variable it handles.
+
+A module that may change under the view (``mutable=True``: a module the user
+re-optimises in place before ``recompile_and_relink_function``) has no index.
+llvmlite offers no print of one function whose cost does not depend on the
+module (a block prints without the function's header and still numbers the
+module's globals), so a function's text is printed once and kept with a
+*fingerprint* of the function: the addresses of its instructions and of
+their operands, in order, with its linkage, visibility and attribute sets,
+read through llvmlite's C functions in time proportional to the function
+(about 5 us per instruction). A later request prints again only if the
+fingerprint changed. Any change that creates, deletes, moves or rewires an
+instruction changes it (LLVM passes replace or re-point instructions); what
+it does not see is a change made in place to an instruction that keeps all
+its operands - wrap/exact flags, fast-math flags, a comparison predicate, an
+alignment or a call site's attributes changed alone. LLVM's passes make such
+changes as refinements (the old text is then a correct, less optimised body)
+or together with other changes in the same function. Declarations of other
+functions keep the text first printed (their types cannot change in an
+engine; an attribute a pass adds later is only missed as an optimisation).
 
 A partition is module text that defines its function and declares what the
 function refers to:
@@ -26,18 +52,24 @@ function refers to:
   call-site attribute groups and all metadata attachments are dropped (they
   only carry optimisation and debug hints), and so are debug records;
 * aliases, which llvmlite cannot look up, are replaced by what they alias
-  (found by a one-time scan of the module text, only if one is used).
+  (found in the module's text).
 
 ``globals_partition`` defines every variable of the module (lazy mode: they
 live in one partition, linked once); a function whose block addresses a
 variable's initializer takes is defined there too.
+
+(This file holds the partitioning rules and the text store they read, which
+is why it is longer than most: the two change together.)
 """
 
 from __future__ import annotations
 
+import ctypes
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import llvmlite.binding as llvm
 
@@ -60,11 +92,24 @@ _LINKAGE = re.compile(r"^(define|declare)\s+((?:private|internal|linkonce_odr|li
 _VAR_LINKAGE = re.compile(r"^(@\S+|@\"[^\"]*\")\s*=\s*((?:private|internal|linkonce_odr|linkonce|"
                           r"weak_odr|weak|common|external|appending|extern_weak)\s+)?")
 _LOCAL = (llvm.Linkage.internal, llvm.Linkage.private)
-_DEFINE_NAME = re.compile(r"^define [^@]*(" + _NAME + r")\(")
-# A partition taking more functions than this prints the module once instead
-# (one print numbers the whole module: ~0.4 us per function, each time).
+_HEADER_NAME = re.compile(r"(?:define|declare) [^@]*(" + _NAME + r")\(")
+# Where the module's text has a function, a declaration or a global (variable,
+# alias, ifunc): at the start of a line.
+_TOP_LEVEL = re.compile(r"^(?:define |declare |@)", re.M)
+_ALIAS = re.compile(r"(" + _NAME + r")\s*=.*?\b(?:alias|ifunc)\s+[^,]+,\s*(.*)$")
+# A partition taking more functions than this prints the module once instead.
 _PRINT_MODULE_ABOVE = 32
 _KIND = re.compile(r"=\s*(?:[a-z_]+(?:\(\w*\))?\s+)*?(global|constant)\s")
+# The resolver saves xmm registers and the C convention's argument registers only.
+_WIDE_VECTOR = re.compile(r"<\s*(\d+)\s*x\s*(i\d+|half|bfloat|float|double|ptr)\s*>")
+_BITS = {"half": 16, "bfloat": 16, "float": 32, "double": 64, "ptr": 64}
+_UNFORWARDABLE_CC = re.compile(r"^define\s+(?:\w+\s+)*?(preserve_mostcc|preserve_allcc|"
+                               r"cxx_fast_tlscc|ghccc|x86_regcallcc|x86_vectorcallcc|anyregcc|"
+                               r"cc\s*\d+)\b")
+
+PRINT_BUDGET = 0.05
+"""Seconds of one-value prints after which an unchanging module is printed
+whole, once, and indexed (module prints cost 30-800 one-value prints)."""
 
 
 class ExtractionError(ExecutionEngineError):
@@ -96,36 +141,101 @@ def unquote(token: str) -> str:
     return name
 
 
+class ModuleIndex:
+    """One print of a module, indexed: the text of every function definition,
+    declaration and global (variable, alias, ifunc) by IR name (``"N"`` for
+    ``@N``). Built in one pass over the text; a lookup is a slice."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._spans: dict[str, tuple[int, int]] = {}
+        end = len(text)
+        pos = 0
+        while True:
+            m = _TOP_LEVEL.search(text, pos)
+            if m is None:
+                break
+            start = m.start()
+            if text.startswith("define ", start):
+                stop = text.find("\n}\n", start)
+                stop = end if stop < 0 else stop + 2
+                name = _HEADER_NAME.match(text, start)
+            else:
+                stop = text.find("\n", start)
+                stop = end if stop < 0 else stop
+                name = (_HEADER_NAME.match(text, start) if text.startswith("declare ", start)
+                        else _REF.match(text, start))
+            if name is not None:
+                self._spans[unquote(name.group(1) if name.re is _HEADER_NAME
+                                    else name.group(0))] = (start, stop)
+            pos = stop
+
+    def get(self, name: str) -> str | None:
+        span = self._spans.get(name)
+        return None if span is None else self.text[span[0]:span[1]]
+
+    def header(self, name: str) -> str | None:
+        """The first line of ``name``'s text (a function's ``define``/``declare`` line)."""
+        span = self._spans.get(name)
+        if span is None:
+            return None
+        stop = self.text.find("\n", span[0], span[1])
+        return self.text[span[0]:span[1] if stop < 0 else stop]
+
+    def aliases(self) -> dict[str, str]:
+        """Alias or ifunc name -> the constant it stands for (``"ptr @g"`` style)."""
+        found = {}
+        for name, (start, stop) in self._spans.items():
+            line = self.text[start:stop]
+            if " alias " in line or " ifunc " in line:
+                m = _ALIAS.match(line)
+                if m:
+                    found[name] = m.group(2).strip()
+        return found
+
+
 class ModuleView:
     """On-demand partitions of one module. The module is borrowed, never changed.
+
+    ``mutable``: the module may change between calls (the user re-optimises it
+    in place before recompiling a function); then nothing is cached by name
+    and a function's text is reprinted when its fingerprint changes (see the
+    module's docstring). Default: true in ``"recompile"`` mode.
 
     Not thread-safe: the engine serialises calls.
     """
 
-    def __init__(self, module: llvm.ModuleRef, *, prefix: str, mode: str = "lazy"):
+    def __init__(self, module: llvm.ModuleRef, *, prefix: str, mode: str = "lazy",
+                 mutable: bool | None = None):
         if mode not in ("lazy", "recompile"):
             raise ValueError(f"unknown mode {mode!r}")
         self.module = module
         self.prefix = prefix
         self.mode = mode
+        self.mutable = mode == "recompile" if mutable is None else mutable
         self._variables: dict[str, llvm.ValueRef] | None = None
         self._unnamed: dict[str, llvm.ValueRef] | None = None
         self._aliases: dict[str, str] | None = None
         self._types: list[str] | None = None
-        # Printing a value costs time in proportion to the whole module (LLVM
-        # numbers the module first), so declarations are made once per name.
         self._declarations: dict[str, str] = {}
-        self._printed: dict[str, str] | None = None  # function texts of one module print
         self._lookups: dict[str, llvm.ValueRef | None] = {}
         self._locals: dict[int, bool] = {}
+        # Texts of an unchanging module: one-value prints until the budget is
+        # spent, then the index of one module print.
+        self._index: ModuleIndex | None = None
+        self._printed: dict[str, str] = {}
+        self._print_seconds = 0.0
+        # A mutable module's function texts: name -> (fingerprint, raw, definition texts).
+        self._fresh: dict[str, tuple[int, str, dict[bool, str]]] = {}
+        self._constants: dict[tuple[int, str], str] = {}
 
     # -- lookups -------------------------------------------------------------
 
     def lookup(self, name: str) -> llvm.ValueRef | None:
         """The function or variable called ``name`` (``"N"`` for ``@N``; a symbol
         name may also stand for an IR name with the "do not mangle" prefix).
-        Cached for lazy modules (they do not change)."""
-        if self.mode == "lazy":
+        Cached unless the module is mutable."""
+        if not self.mutable:
             if name not in self._lookups:
                 self._lookups[name] = self._find(name)
             return self._lookups[name]
@@ -138,10 +248,9 @@ class ModuleView:
             except NameError:
                 pass
         # llvmlite's get_global_variable does not find internal variables, so
-        # they are indexed: once for a lazy module (the engine owns it and it
-        # does not change); again on a miss when recompiling (the user may have
-        # transformed the module since).
-        if self._variables is None or (self.mode == "recompile" and name not in self._variables):
+        # they are indexed: once for an unchanging module; again on a miss
+        # for a mutable one (the user may have transformed the module since).
+        if self._variables is None or (self.mutable and name not in self._variables):
             self._variables = {g.name: g for g in self.module.global_variables if g.name}
         value = self._variables.get(name) or self._variables.get("\x01" + name)
         if value is None and name.isdigit():
@@ -158,17 +267,13 @@ class ModuleView:
     def alias_target(self, name: str) -> str | None:
         """The constant an alias stands for (``"ptr @g"`` style text), or None."""
         if self._aliases is None:
-            self._aliases = {}
-            for line in str(self.module).splitlines():
-                m = re.match(r"(" + _NAME + r")\s*=.*?\b(?:alias|ifunc)\s+[^,]+,\s*(.*)$", line)
-                if m:
-                    self._aliases[unquote(m.group(1))] = m.group(2).strip()
+            self._aliases = self.index().aliases()
         return self._aliases.get(name)
 
     def is_local(self, value: llvm.ValueRef) -> bool:
-        if self.mode != "lazy":
+        if self.mutable:
             return value.linkage in _LOCAL or not value.name
-        key = value.__hash__()  # the LLVM value's address (lazy modules do not change)
+        key = value.__hash__()  # the LLVM value's address (the module does not change)
         local = self._locals.get(key)
         if local is None:
             local = self._locals[key] = value.linkage in _LOCAL or not value.name
@@ -187,6 +292,71 @@ class ModuleView:
         if value.is_declaration or value.linkage == llvm.Linkage.available_externally:
             return None
         return value
+
+    def forwardable(self, name: str) -> bool:
+        """Whether a lazy stub can forward calls to function ``name`` through the
+        resolver (true for a name this module does not define)."""
+        value = self.defined_function(name)
+        if value is None:
+            return True
+        for count, element in _WIDE_VECTOR.findall(str(value.global_value_type)):
+            bits = _BITS.get(element) or int(element[1:])
+            if int(count) * bits > 128:
+                return False
+        header = self._header(value, value.name or name)
+        return _UNFORWARDABLE_CC.search(header) is None
+
+    # -- texts ---------------------------------------------------------------
+
+    def index(self) -> ModuleIndex:
+        """The module printed once and indexed (printed again for a mutable module)."""
+        if self._index is None or self.mutable:
+            index = ModuleIndex(str(self.module))
+            if self.mutable:
+                return index
+            self._index = index
+            self._printed.clear()
+        return self._index
+
+    def _text(self, value: llvm.ValueRef, name: str) -> str:
+        """The printed text of ``value`` (IR name ``name``)."""
+        if self._index is not None:
+            text = self._index.get(name)
+            if text is not None:
+                return text
+        text = self._printed.get(name)
+        if text is not None:
+            return text
+        start = time.perf_counter()
+        text = str(value)
+        if self.mutable:
+            return text
+        self._print_seconds += time.perf_counter() - start
+        self._printed[name] = text
+        if self._print_seconds > PRINT_BUDGET and self._index is None:
+            self.index()
+        return text
+
+    def _header(self, value: llvm.ValueRef, name: str) -> str:
+        """A function's ``define`` or ``declare`` line (without the opening brace)."""
+        header = self._index.header(name) if self._index is not None else None
+        if header is None:
+            text = (self._fresh_text(value, name)[0] if self.mutable
+                    and value.value_kind == llvm.ValueKind.function else self._text(value, name))
+            header = _split_definition(text)[0]
+        return header.rstrip().removesuffix("{").rstrip()
+
+    def _fresh_text(self, value: llvm.ValueRef,
+                    name: str) -> tuple[str, dict[bool, str]]:
+        """A mutable module's current text of function ``value`` (printed again
+        only if its fingerprint changed) and its cache of definition texts."""
+        fingerprint = _fingerprint(value)
+        entry = self._fresh.get(name)
+        if entry is None or fingerprint is None or entry[0] != fingerprint:
+            entry = (fingerprint if fingerprint is not None else -1, str(value), {})
+            if fingerprint is not None:
+                self._fresh[name] = entry
+        return entry[1], entry[2]
 
     # -- partitions ----------------------------------------------------------
 
@@ -219,8 +389,8 @@ class ModuleView:
                     if ref not in functions and self.defined_function(ref) is not None and (
                             callees(ref)):
                         functions.append(ref)
-                if len(functions) > _PRINT_MODULE_ABOVE and self.mode == "lazy":
-                    self._index_module()
+                if len(functions) > _PRINT_MODULE_ABOVE and not self.mutable:
+                    self.index()
         for name in variables:
             var = self.lookup(name)
             if var is None or var.value_kind != llvm.ValueKind.global_variable:
@@ -261,42 +431,36 @@ class ModuleView:
         texts = self._resolve_references(texts, part, own=own)
         return self._assemble(part, texts)
 
-    def _index_module(self) -> None:
-        """Print the module once and keep each function's text: cheaper than one
-        print per function when a partition takes many (lazy modules only: they
-        do not change)."""
-        if self._printed is not None:
-            return
-        self._printed = {}
-        name, lines = None, []
-        for line in str(self.module).splitlines(keepends=True):
-            if name is None:
-                m = _DEFINE_NAME.match(line)
-                if m:
-                    name, lines = unquote(m.group(1)), [line]
-            else:
-                lines.append(line)
-                if line.startswith("}"):
-                    self._printed[name] = "".join(lines)
-                    name = None
-
     # -- building blocks -------------------------------------------------------
 
     def _definition_text(self, value: llvm.ValueRef, name: str, *, copy: bool = False) -> str:
         """The function's definition as partition text; ``copy``: a private copy
         (keeps its linkage) rather than the partition's own definition."""
-        printed = self._printed.get(name) if self._printed is not None else None
-        text = _DBG_RECORD.sub("", printed if printed is not None else str(value))
-        text = _HINT_CALL.sub("", text)
+        done: dict[bool, str] | None = None
+        if self.mutable:
+            raw, done = self._fresh_text(value, name)
+        else:
+            raw = self._text(value, name)
+        header, body = self._split(raw, name, done)
+        header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
+        header = header if copy else self._relink(header, value)
+        return header.strip() + " {\n" + body
+
+    def _split(self, raw: str, name: str, done: dict[bool, str] | None) -> tuple[str, str]:
+        """``(header, body)`` of a printed function with hints and metadata removed
+        (kept in ``done`` for a mutable module's function: the same raw text)."""
+        if done is not None and True in done:
+            return done[False], done[True]
+        text = _HINT_CALL.sub("", _DBG_RECORD.sub("", raw))
         if _MD_OPERAND.search(text):
             raise ExtractionError(f"function '{name}' passes metadata nodes to a call; it cannot "
                                   "be compiled apart from its module")
         header, body = _split_definition(text)
         header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
-        header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
-        header = header if copy else self._relink(header, value)
         body = _MD_ATTACHMENT.sub("", _ATTR_GROUP.sub("", body))
-        return header.strip() + " {\n" + body
+        if done is not None:
+            done[False], done[True] = header, body
+        return header, body
 
     def _relink(self, header: str, value: llvm.ValueRef) -> str:
         """Definition linkage in a partition: shared locals become hidden externals;
@@ -309,8 +473,11 @@ class ModuleView:
                 "_odr " if linkage == llvm.Linkage.linkonce_odr else " "), header, count=1)
         return header
 
+    def _variable_text(self, var: llvm.ValueRef, name: str) -> str:
+        return (str(var) if self.mutable else self._text(var, name)).strip()
+
     def _variable_definition(self, var: llvm.ValueRef, name: str) -> str:
-        text = _MD_ATTACHMENT.sub("", _COMDAT.sub("", str(var).strip()))
+        text = _MD_ATTACHMENT.sub("", _COMDAT.sub("", self._variable_text(var, name)))
         if self.is_local(var):  # renamed with the other shared locals
             text = _VAR_LINKAGE.sub(lambda m: f"{m.group(1)} = hidden ", text, count=1)
         return text
@@ -324,14 +491,13 @@ class ModuleView:
     def _make_declaration(self, value: llvm.ValueRef, name: str) -> str:
         shown = quote(self.shared_name(value, name))
         if value.value_kind == llvm.ValueKind.function:
-            header = _split_definition(str(value))[0]
-            header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", header))
+            header = _MD_ATTACHMENT.sub("", _COMDAT.sub("", self._header(value, name)))
             header = _HEADER_ATTR_GROUP.sub(_attributes(value), header)
             header = _LINKAGE.sub("declare ", header, count=1)
             header = re.sub(r"\s+(personality|prefix|prologue)\s+ptr\s+" + _NAME, "", header)
             header = re.sub(r'\s+section\s+"[^"]*"', "", header)
             return _REF.sub(lambda m: shown, header, count=1).strip()
-        first = str(value).splitlines()[0]
+        first = self._variable_text(value, name).split("\n", 1)[0]
         thread_local = re.search(r"thread_local(\(\w+\))?", first)
         tl = thread_local.group(0) + " " if thread_local else ""
         kind = "constant" if _is_constant(first) else "global"
@@ -390,7 +556,7 @@ class ModuleView:
                 if is_function:
                     copy = self._definition_text(value, name, copy=True)
                     return copy, copy
-                text = str(value).strip()
+                text = self._constant_text(value, name)
                 if not _is_constant(text):
                     raise ExtractionError(
                         f"private mutable variable '{name}' of module '{self.module.name}' "
@@ -400,9 +566,24 @@ class ModuleView:
             shared = self.shared_name(value, name)
             renames[token] = quote(shared)
             part.shared[shared] = name
-        if name.startswith("llvm.") and is_function:
-            return _HEADER_ATTR_GROUP.sub(_attributes(value), str(value).strip()), None
+        if name.startswith("llvm.") and is_function:  # intrinsics keep their attributes
+            intrinsic = self._declarations.get(name)
+            if intrinsic is None:
+                intrinsic = self._declarations[name] = _HEADER_ATTR_GROUP.sub(
+                    _attributes(value), self._header(value, name))
+            return intrinsic, None
         return self._declaration(value, name), None
+
+    def _constant_text(self, value: llvm.ValueRef, name: str) -> str:
+        """A private constant's text (a mutable module's: kept per LLVM value; a
+        constant's initializer does not change)."""
+        if not self.mutable:
+            return self._variable_text(value, name)
+        key = (value.__hash__(), name)
+        text = self._constants.get(key)
+        if text is None:
+            text = self._constants[key] = str(value).strip()
+        return text
 
     def _assemble(self, part: Partition, texts: Iterable[str]) -> Partition:
         if self._types is None:
@@ -454,3 +635,71 @@ def _attributes(value: llvm.ValueRef) -> str:
 def _is_constant(definition: str) -> bool:
     m = _KIND.search(definition.splitlines()[0])
     return m is not None and m.group(1) == "constant"
+
+
+# -- fingerprints -------------------------------------------------------------------
+
+_WALK_FUNCTIONS = ("LLVMPY_FunctionBlocksIter", "LLVMPY_BlocksIterNext",
+                   "LLVMPY_DisposeBlocksIter", "LLVMPY_BlockInstructionsIter",
+                   "LLVMPY_InstructionsIterNext", "LLVMPY_DisposeInstructionsIter",
+                   "LLVMPY_InstructionOperandsIter", "LLVMPY_OperandsIterNext",
+                   "LLVMPY_DisposeOperandsIter")
+_walk: dict[str, Any] | None = None
+_walk_lock: Any = None
+
+
+def _walker() -> dict[str, Any] | None:
+    """libllvmlite's iterator functions as ctypes functions of plain addresses
+    (our own function objects: llvmlite's keep their types), or an empty dict
+    where this llvmlite does not have them (then functions are reprinted)."""
+    global _walk, _walk_lock
+    if _walk is None:
+        _walk = {}
+        try:
+            cdll = llvm.ffi.lib._lib
+            _walk_lock = llvm.ffi.lib._lock
+            for name in _WALK_FUNCTIONS:
+                fn = type(cdll)._FuncPtr((name, cdll))
+                fn.argtypes = [ctypes.c_void_p]
+                fn.restype = None if name.startswith("LLVMPY_Dispose") else ctypes.c_void_p
+                _walk[name] = fn
+        except (AttributeError, TypeError):
+            _walk = {}
+    return _walk or None
+
+
+def _fingerprint(fn: llvm.ValueRef) -> int | None:
+    """A hash of what a function's text is made of, read in time proportional
+    to the function: the addresses of its instructions and of their operands in
+    order, its linkage, visibility and attribute sets. None if unavailable."""
+    walk = _walker()
+    ptr = getattr(fn, "_ptr", None)
+    if walk is None or ptr is None:
+        return None
+    address = ctypes.cast(ptr, ctypes.c_void_p).value
+    items: list[Any] = [address, fn.linkage, fn.visibility, *fn.attributes]
+    add = items.append
+    blocks_next, block_instructions = walk["LLVMPY_BlocksIterNext"], walk[
+        "LLVMPY_BlockInstructionsIter"]
+    instructions_next, operands_of = walk["LLVMPY_InstructionsIterNext"], walk[
+        "LLVMPY_InstructionOperandsIter"]
+    operands_next = walk["LLVMPY_OperandsIterNext"]
+    dispose_instructions, dispose_operands = walk["LLVMPY_DisposeInstructionsIter"], walk[
+        "LLVMPY_DisposeOperandsIter"]
+    with _walk_lock:  # llvmlite's own lock: no other thread is inside LLVM meanwhile
+        blocks = walk["LLVMPY_FunctionBlocksIter"](address)
+        try:
+            while block := blocks_next(blocks):
+                add(block)
+                instructions = block_instructions(block)
+                while instruction := instructions_next(instructions):
+                    add(instruction)
+                    operands = operands_of(instruction)
+                    while operand := operands_next(operands):
+                        add(operand)
+                    dispose_operands(operands)
+                    add(0)
+                dispose_instructions(instructions)
+        finally:
+            walk["LLVMPY_DisposeBlocksIter"](blocks)
+    return hash(tuple(items))

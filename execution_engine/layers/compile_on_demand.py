@@ -55,12 +55,6 @@ from ..policies import FUNCTION, PartitionPolicy
 from .base import DEFAULT, AddOptions, Handle, Layer, add_and_emit
 from .lazy_emit import DeferredModule, LazyEmitLayer
 
-_WIDE_VECTOR = re.compile(r"<\s*(\d+)\s*x\s*(i\d+|half|bfloat|float|double|ptr)\s*>")
-_BITS = {"half": 16, "bfloat": 16, "float": 32, "double": 64, "ptr": 64}
-_UNFORWARDABLE_CC = re.compile(r"^define\s+(?:\w+\s+)*?(preserve_mostcc|preserve_allcc|"
-                               r"cxx_fast_tlscc|ghccc|x86_regcallcc|x86_vectorcallcc|anyregcc|"
-                               r"cc\s*\d+)\b")
-
 
 @dataclass(eq=False)
 class _Source:
@@ -362,8 +356,7 @@ class CompileOnDemandLayer:
         original = self._original_name(source, name) or name
         forwardable = source.forwardable.get(name)
         if forwardable is None:
-            value = source.view.defined_function(original)
-            forwardable = source.forwardable[name] = value is None or _forwardable(value)
+            forwardable = source.forwardable[name] = source.view.forwardable(original)
         if not forwardable and not stub.is_bound():
             self._compile(source, name)
         return stub.address
@@ -426,13 +419,3 @@ def _parse(view: ModuleView, label: str) -> llvm.ModuleRef | None:
         return None
     return parse_partition(partition.text, f"the variables partition of {label}")
 
-
-def _forwardable(fn: llvm.ValueRef) -> bool:
-    """Whether a lazy stub can forward calls to ``fn`` through the resolver."""
-    signature = str(fn.global_value_type)
-    for count, element in _WIDE_VECTOR.findall(signature):
-        bits = _BITS.get(element) or int(element[1:])
-        if int(count) * bits > 128:
-            return False
-    header = next((line for line in str(fn).splitlines() if line.startswith("define")), "")
-    return _UNFORWARDABLE_CC.search(header) is None
