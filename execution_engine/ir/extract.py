@@ -158,7 +158,7 @@ class ModuleIndex:
             start = m.start()
             if text.startswith("define ", start):
                 stop = text.find("\n}\n", start)
-                stop = end if stop < 0 else stop + 2
+                stop = end if stop < 0 else stop + 3  # "}\n" ends it, as one print does
                 name = _HEADER_NAME.match(text, start)
             else:
                 stop = text.find("\n", start)
@@ -659,7 +659,7 @@ def _walker() -> dict[str, Any] | None:
             cdll = llvm.ffi.lib._lib
             _walk_lock = llvm.ffi.lib._lock
             for name in _WALK_FUNCTIONS:
-                fn = type(cdll)._FuncPtr((name, cdll))
+                fn = cdll._FuncPtr((name, cdll))
                 fn.argtypes = [ctypes.c_void_p]
                 fn.restype = None if name.startswith("LLVMPY_Dispose") else ctypes.c_void_p
                 _walk[name] = fn
