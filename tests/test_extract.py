@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import llvmlite.binding as llvm
 import pytest
 
@@ -12,6 +14,8 @@ PREFIX = "__ee.h7."
 
 SOURCE = r"""
 %T = type { i32, ptr }
+%U = type { %T, i8 }
+%Unused = type { i64 }
 
 @counter = internal global i32 0
 @table = constant [2 x ptr] [ptr @leaf, ptr @helper]
@@ -65,6 +69,13 @@ one:
   ret i32 1
 two:
   ret i32 2
+}
+
+define i32 @uses_type() {
+  %u = alloca %U
+  %p = getelementptr %U, ptr %u, i32 0, i32 1
+  store i8 1, ptr %p
+  ret i32 0
 }
 
 define <8 x i32> @wide(<8 x i32> %v) {
@@ -171,6 +182,19 @@ def test_partitions_link_into_one_program() -> None:
     linked.verify()
     defined = {f.name for f in linked.functions if not f.is_declaration}
     assert {"leaf", PREFIX + "helper", "caller", "jumps", "wide", "preserving"} <= defined
+
+
+def test_partition_defines_the_struct_types_it_uses() -> None:
+    view = ModuleView(module(), prefix=PREFIX)
+    text = view.function_partition("uses_type").text
+    # (Named types live in the LLVM context: parsed again, they are renamed %U.1 etc.)
+    u = re.search(r"alloca (%U[.\d]*)", text)
+    assert u is not None
+    t = re.search(re.escape(u.group(1)) + r" = type \{ (%T[.\d]*), i8 \}", text)
+    assert t is not None and t.group(1) + " = type { i32, ptr }" in text
+    assert "%Unused" not in text
+    assert "%Unused" not in view.function_partition("leaf").text
+    parse(extract.Partition(text))
 
 
 def test_missing_function_is_an_extraction_error() -> None:

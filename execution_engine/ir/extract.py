@@ -96,6 +96,7 @@ _HEADER_NAME = re.compile(r"(?:define|declare) [^@]*(" + _NAME + r")\(")
 # Where the module's text has a function, a declaration or a global (variable,
 # alias, ifunc): at the start of a line.
 _TOP_LEVEL = re.compile(r"^(?:define |declare |@)", re.M)
+_TYPE_REF = re.compile(r'%(?:"(?:[^"\\]|\\.)*"|[-a-zA-Z$._][-a-zA-Z$._0-9]*)')
 _ALIAS = re.compile(r"(" + _NAME + r")\s*=.*?\b(?:alias|ifunc)\s+[^,]+,\s*(.*)$")
 # A partition taking more functions than this prints the module once instead.
 _PRINT_MODULE_ABOVE = 32
@@ -216,7 +217,7 @@ class ModuleView:
         self._variables: dict[str, llvm.ValueRef] | None = None
         self._unnamed: dict[str, llvm.ValueRef] | None = None
         self._aliases: dict[str, str] | None = None
-        self._types: list[str] | None = None
+        self._types: dict[str, str] | None = None  # named struct type -> its definition
         self._declarations: dict[str, str] = {}
         self._lookups: dict[str, llvm.ValueRef | None] = {}
         self._locals: dict[int, bool] = {}
@@ -585,16 +586,37 @@ class ModuleView:
             text = self._constants[key] = str(value).strip()
         return text
 
-    def _assemble(self, part: Partition, texts: Iterable[str]) -> Partition:
-        if self._types is None:
-            self._types = [t for t in map(str, self.module.struct_types) if t.startswith("%")]
+    def _assemble(self, part: Partition, texts: list[str]) -> Partition:
         head = []
         if self.module.triple:
             head.append(f'target triple = "{self.module.triple}"')
         if self.module.data_layout:
             head.append(f'target datalayout = "{self.module.data_layout}"')
-        part.text = "\n".join([*head, *self._types, *texts]) + "\n"
+        part.text = "\n".join([*head, *self._used_types(texts), *texts]) + "\n"
         return part
+
+    def _used_types(self, texts: list[str]) -> list[str]:
+        """Definitions of the named struct types ``texts`` use, and of those these
+        use in turn (not all the module's: the partition's parse would grow with it)."""
+        if self._types is None:
+            self._types = {}
+            for text in map(str, self.module.struct_types):
+                if text.startswith("%"):
+                    self._types[text.split(" = type ", 1)[0]] = text
+        if not self._types:
+            return []
+        used: dict[str, str] = {}
+        pending = texts
+        while pending:
+            found = []
+            for text in pending:
+                for token in set(_TYPE_REF.findall(text)):
+                    definition = self._types.get(token)
+                    if definition is not None and token not in used:
+                        used[token] = definition
+                        found.append(definition.split(" = type ", 1)[1])
+            pending = found
+        return list(used.values())
 
 
 def _sub_outside_strings(rename: Callable[[re.Match[str]], str], text: str) -> str:
