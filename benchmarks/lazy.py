@@ -166,7 +166,7 @@ def first_call_generated(n: int, samples: int) -> tuple[float, list[float], bool
 
 def _indexed(engine: execution_engine.ExecutionEngine) -> bool:
     try:
-        return any(s.view._index is not None for s in engine._compiler._sources)
+        return any(s.view._index is not None for s in engine._stack.on_demand._sources)
     except AttributeError:
         return False
 

@@ -1,10 +1,11 @@
 """Real programs (issues 5, 12): whole-process wall time of well-known C programs.
 
-Lua 5.4, the brotli tool and SQLite's shell with the whole library are fetched from PyPI sdists and built with clang
-(``compat_tests/real_programs.py``: one bitcode module per C file, the native
-binary linked from the same modules). Each case - a Lua script, the official
-Lua test files, a brotli compression or decompression, an SQL workload - is run as a whole
-process, ``time.perf_counter`` around ``subprocess.run``, best of *reps*, by
+Lua 5.4, the brotli tool and SQLite's shell with the whole library are
+fetched from PyPI sdists and built with clang (``compat_tests/real_programs.py``:
+one bitcode module per C file, the native binary linked from the same
+modules). Each case - a Lua script, the official Lua test files, a brotli
+compression or decompression, an SQL workload - is run as a whole process,
+``time.perf_counter`` around ``subprocess.run``, best of *reps*, by
 
 * the native binary;
 * ``lli`` (LLVM 14 on these machines; ``lli-14`` preferred) in its default

@@ -531,25 +531,30 @@ def sqlite_workload() -> str:
     JSON (``json_object``, ``->>``, ``json_each``, ``json_group_array``), an
     UPDATE, a DELETE and an integrity check; deterministic output."""
     lines = [
-        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT, meta TEXT);",
-        "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer INTEGER NOT NULL REFERENCES customers,"
-        " amount REAL, day INTEGER, tags TEXT);",
+        "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT NOT NULL, city TEXT,"
+        " meta TEXT);",
+        "CREATE TABLE orders(id INTEGER PRIMARY KEY, customer INTEGER NOT NULL"
+        " REFERENCES customers, amount REAL, day INTEGER, tags TEXT);",
         "BEGIN;",
     ]
     seed = 1
     for i in range(1, 2001):
         seed = (seed * 1103515245 + 12345) % 2147483648
+        vip = "true" if seed % 7 == 0 else "false"
         lines.append(f"INSERT INTO customers VALUES({i}, 'customer {i:04d}', 'city{seed % 37}', "
-                     f"json_object('tier', {seed % 5}, 'since', {1990 + seed % 30}, 'vip', json('{'true' if seed % 7 == 0 else 'false'}')));")
-    for i in range(1, 20001):
+                     f"json_object('tier', {seed % 5}, 'since', {1990 + seed % 30}, "
+                     f"'vip', json('{vip}')));")
+    for _ in range(20000):
         seed = (seed * 1103515245 + 12345) % 2147483648
         lines.append(f"INSERT INTO orders(customer, amount, day, tags) VALUES({seed % 2000 + 1}, "
-                     f"{seed % 100000 / 100:.2f}, {seed % 365}, '[\"t{seed % 3}\",\"x{seed % 11}\"]');")
+                     f"{seed % 100000 / 100:.2f}, {seed % 365}, "
+                     f"'[\"t{seed % 3}\",\"x{seed % 11}\"]');")
     lines += [
         "COMMIT;",
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 80000)"
         " INSERT INTO orders(customer, amount, day, tags) SELECT (i * 7919) % 2000 + 1,"
-        " ((i * 104729) % 100000) / 100.0, i % 365, json_array('t' || (i % 3), 'y' || (i % 13)) FROM n;",
+        " ((i * 104729) % 100000) / 100.0, i % 365,"
+        " json_array('t' || (i % 3), 'y' || (i % 13)) FROM n;",
         "CREATE INDEX orders_customer ON orders(customer);",
         "CREATE INDEX orders_day ON orders(day, amount);",
         "CREATE INDEX customers_city ON customers(city, name);",

@@ -7,8 +7,8 @@ import re
 import llvmlite.binding as llvm
 import pytest
 
-from execution_engine import extract
-from execution_engine.extract import ExtractionError, ModuleView
+from execution_engine.ir import extract
+from execution_engine.ir.extract import ExtractionError, ModuleView
 
 PREFIX = "__ee.h7."
 
