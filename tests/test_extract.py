@@ -299,6 +299,17 @@ def test_mutable_view_sees_a_relinked_function() -> None:
     assert "define weak i32 @leaf(" in view.function_partition("leaf").text
 
 
+def test_mutable_view_follows_a_callee_made_internal() -> None:
+    m = module()
+    view = ModuleView(m, prefix=PREFIX, mode="recompile")
+    assert "declare i32 @leaf(" in view.function_partition("caller").text
+    m.get_function("leaf").linkage = llvm.Linkage.internal  # as an internalising pass does
+    part = view.function_partition("caller")
+    assert f"declare i32 @{PREFIX}leaf(" in part.text
+    assert part.shared[PREFIX + "leaf"] == "leaf"
+    parse(part)
+
+
 def test_fingerprint_follows_the_function() -> None:
     m = module()
     fp = extract._fingerprint(m.get_function("caller"))

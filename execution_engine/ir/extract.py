@@ -484,9 +484,12 @@ class ModuleView:
         return text
 
     def _declaration(self, value: llvm.ValueRef, name: str) -> str:
-        text = self._declarations.get(name)
+        # A mutable module's symbol may have become local since (an internalising
+        # pass): its declaration then names the shared name.
+        key = name if not self.mutable else f"{name}\0{self.is_local(value)}"
+        text = self._declarations.get(key)
         if text is None:
-            text = self._declarations[name] = self._make_declaration(value, name)
+            text = self._declarations[key] = self._make_declaration(value, name)
         return text
 
     def _make_declaration(self, value: llvm.ValueRef, name: str) -> str:
