@@ -195,37 +195,58 @@ def first_call_sqlite(work: Path | None) -> tuple[float, list[float], bool] | st
 
 def first_call_section(reps: int, work: Path | None) -> str:
     import statistics
+
+    from execution_engine.ir import extract
+
+    # Interleaved (repetition by repetition) so that load drift hits every size.
+    variants = [(n, False) for n in FIRST_CALL_SIZES] + [(FIRST_CALL_SIZES[-1], True)]
+    runs: dict[tuple[int, bool], list[tuple[float, list[float], bool]]] = {
+        v: [] for v in variants}
+    budget = extract.PRINT_BUDGET
+    for _ in range(reps):
+        for n, indexed in variants:
+            extract.PRINT_BUDGET = 0.0 if indexed else budget
+            try:
+                runs[n, indexed].append(first_call_generated(n, 10))
+            finally:
+                extract.PRINT_BUDGET = budget
     rows, medians = [], []
-    for n in FIRST_CALL_SIZES:
-        runs = [first_call_generated(n, 10) for _ in range(reps)]
-        times = [t for _, ts, _ in runs for t in ts]
+    for (n, indexed), got in runs.items():
+        times = [t for _, ts, _ in got for t in ts]
         median = statistics.median(times)
-        medians.append(median)
-        rows.append([f"generated, {n:,} functions", f"{median * 1e3:.2f}",
-                     f"{min(w for w, _, _ in runs) * 1e3:.1f}", str(len(times)),
-                     "yes" if all(i for _, _, i in runs) else "no"])
+        if not indexed:
+            medians.append(median)
+        label = f"generated, {n:,} functions" + (
+            " (indexed at once: `PRINT_BUDGET = 0`)" if indexed else "")
+        rows.append([label, f"{median * 1e3:.2f}", f"{min(w for w, _, _ in got) * 1e3:.1f}",
+                     str(len(times)), "yes" if all(i for _, _, i in got) else "no"])
     sqlite = first_call_sqlite(work)
     if isinstance(sqlite, str):
         rows.append(["SQLite library (1,600 functions)", "n/a", "n/a", "0", sqlite])
     else:
-        warm, times, indexed = sqlite
+        warm, times, indexed_sqlite = sqlite
         medians.append(statistics.median(times))
         rows.append(["SQLite library (1,600 functions)", f"{medians[-1] * 1e3:.2f}",
-                     f"{warm * 1e3:.1f}", str(len(times)), "yes" if indexed else "no"])
+                     f"{warm * 1e3:.1f}", str(len(times)), "yes" if indexed_sqlite else "no"])
     base = medians[0]
     worst = max((m / base - 1 for m in medians), key=abs)
     status = "met" if abs(worst) <= FIRST_CALL_BAR else "missed"
-    verdict = (f"Largest deviation from the 100-function module: {worst:+.0%} "
-               f"(bar \u00b1{FIRST_CALL_BAR:.0%}: {status}).")
+    verdict = (f"Largest deviation from the 100-function module (default budget rows and "
+               f"SQLite): {worst:+.0%} (bar \u00b1{FIRST_CALL_BAR:.0%}: {status}).")
     table = report.markdown_table(
         ["module", "first call, median ms", "warm-up first call ms", "samples",
          "module printed once and indexed"], rows)
     return "\n\n".join([
         "One lazy first call of a small function (issue 12): `get_function_address` + the "
         "call, CPU time, each of a function not called before, after one warm-up first call "
-        "(which links the module's variables: in SQLite the whole globals partition). The "
-        "generated functions are those above (a few dozen instructions); SQLite's are "
-        f"{', '.join(f'`{n}`' for n in SQLITE_SMALL)} (after `sqlite3_initialize`).",
+        "(which links the module's variables: in SQLite the whole globals partition, and "
+        "SQLite's first prints spend the print budget, so its module is printed once and "
+        "indexed). The generated functions are those above (a few dozen instructions), "
+        f"{reps} engines per size, interleaved; SQLite's are "
+        f"{', '.join(f'`{n}`' for n in SQLITE_SMALL)} (after `sqlite3_initialize`). Below "
+        "the print budget (generated modules) each first call prints its function once, "
+        "which costs time in proportion to the module; the indexed row shows the same "
+        "module once printed whole.",
         table, verdict])
 
 
