@@ -391,9 +391,13 @@ class SizeBench:
             old = self.previous[policy]
             self.previous[policy] = module
             if old is not None:
-                removed, _ = cpu_time(lambda ee=ee, old=old: ee.remove_module(old))
+                try:
+                    removed: float | None = cpu_time(
+                        lambda ee=ee, old=old: ee.remove_module(old))[0]
+                except KeyError:  # a superseded update has left the engine by itself
+                    removed = None
                 old.close()
-                if record:
+                if record and removed is not None:
                     row.s(f"remove/{policy}").times.append(removed)
             if record:
                 series.times.append(seconds)
