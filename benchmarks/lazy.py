@@ -193,6 +193,9 @@ def first_call_sqlite(work: Path | None) -> tuple[float, list[float], bool] | st
         engine.close()
 
 
+FIRST_CALLS = 60  # per engine, after the warm-up; early: the first 10, late: the last 10
+
+
 def first_call_section(reps: int, work: Path | None) -> str:
     import statistics
 
@@ -207,47 +210,62 @@ def first_call_section(reps: int, work: Path | None) -> str:
         for n, indexed in variants:
             extract.PRINT_BUDGET = 0.0 if indexed else budget
             try:
-                runs[n, indexed].append(first_call_generated(n, 10))
+                runs[n, indexed].append(first_call_generated(n, FIRST_CALLS))
             finally:
                 extract.PRINT_BUDGET = budget
-    rows, medians = [], []
+
+    def ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1e3:.2f}"
+
+    rows = []
+    early: list[float] = []
+    late: list[float] = []
     for (n, indexed), got in runs.items():
-        times = [t for _, ts, _ in got for t in ts]
-        median = statistics.median(times)
+        first = [t for _, ts, _ in got for t in ts[:10]]
+        last = [t for _, ts, _ in got for t in ts[-10:]]
         if not indexed:
-            medians.append(median)
+            early.append(statistics.median(first))
+            late.append(statistics.median(last))
         label = f"generated, {n:,} functions" + (
             " (indexed at once: `PRINT_BUDGET = 0`)" if indexed else "")
-        rows.append([label, f"{median * 1e3:.2f}", f"{min(w for w, _, _ in got) * 1e3:.1f}",
-                     str(len(times)), "yes" if all(i for _, _, i in got) else "no"])
+        rows.append([label, ms(first), ms(last), f"{min(w for w, _, _ in got) * 1e3:.1f}",
+                     str(len(got)), "yes" if all(i for _, _, i in got) else "no"])
     sqlite = first_call_sqlite(work)
     if isinstance(sqlite, str):
-        rows.append(["SQLite library (1,600 functions)", "n/a", "n/a", "0", sqlite])
+        rows.append(["SQLite library (1,600 functions)", "n/a", "n/a", "n/a", "0", sqlite])
     else:
         warm, times, indexed_sqlite = sqlite
-        medians.append(statistics.median(times))
-        rows.append(["SQLite library (1,600 functions)", f"{medians[-1] * 1e3:.2f}",
-                     f"{warm * 1e3:.1f}", str(len(times)), "yes" if indexed_sqlite else "no"])
-    base = medians[0]
-    worst = max((m / base - 1 for m in medians), key=abs)
-    status = "met" if abs(worst) <= FIRST_CALL_BAR else "missed"
-    verdict = (f"Largest deviation from the 100-function module (default budget rows and "
-               f"SQLite): {worst:+.0%} (bar \u00b1{FIRST_CALL_BAR:.0%}: {status}).")
+        early.append(statistics.median(times))
+        late.append(statistics.median(times))
+        rows.append(["SQLite library (1,600 functions)", ms(times), "(same)",
+                     f"{warm * 1e3:.1f}", "1", "yes" if indexed_sqlite else "no"])
+
+    def verdict(label: str, medians: list[float]) -> str:
+        worst = max((m / medians[0] - 1 for m in medians), key=abs)
+        status = "met" if abs(worst) <= FIRST_CALL_BAR else "missed"
+        return (f"{label}: largest deviation from the 100-function module {worst:+.0%} "
+                f"(bar \u00b1{FIRST_CALL_BAR:.0%}: {status})")
     table = report.markdown_table(
-        ["module", "first call, median ms", "warm-up first call ms", "samples",
-         "module printed once and indexed"], rows)
+        ["module", "first calls 2-11, median ms", f"first calls {FIRST_CALLS - 8}-"
+         f"{FIRST_CALLS + 1}, median ms", "warm-up first call ms", "engines",
+         "module printed once and indexed (at the end)"], rows)
     return "\n\n".join([
         "One lazy first call of a small function (issue 12): `get_function_address` + the "
         "call, CPU time, each of a function not called before, after one warm-up first call "
         "(which links the module's variables: in SQLite the whole globals partition, and "
         "SQLite's first prints spend the print budget, so its module is printed once and "
-        "indexed). The generated functions are those above (a few dozen instructions), "
-        f"{reps} engines per size, interleaved; SQLite's are "
+        f"indexed). Generated modules: {FIRST_CALLS} first calls per engine (functions of a "
+        f"few dozen instructions, as above), {reps} engines per size, interleaved; SQLite: "
         f"{', '.join(f'`{n}`' for n in SQLITE_SMALL)} (after `sqlite3_initialize`). Below "
-        "the print budget (generated modules) each first call prints its function once, "
-        "which costs time in proportion to the module; the indexed row shows the same "
-        "module once printed whole.",
-        table, verdict])
+        "the print budget each first call prints its function, which costs time in "
+        "proportion to the module (LLVM numbers the whole module first); once the prints "
+        "have cost `extract.PRINT_BUDGET` (50 ms) the module is printed once and indexed, "
+        "and a first call no longer depends on the module. The budget is what keeps time to "
+        "first result (above) from paying for a whole print; the indexed row shows the "
+        "5,000-function module indexed from the start.",
+        table,
+        verdict("Early first calls (2-11)", early) + "; "
+        + verdict(f"late first calls ({FIRST_CALLS - 8}-{FIRST_CALLS + 1})", late) + "."])
 
 
 def main(argv: list[str] | None = None) -> int:
