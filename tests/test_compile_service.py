@@ -188,7 +188,7 @@ def test_objects_are_byte_identical_to_in_process(pool, spec):
 
 def test_optimize_runs_the_pipeline_in_the_worker(pool, spec):
     ir = """
-        define internal i64 @twice(i64 %x) {
+        define internal i64 @twice(i64 %x) alwaysinline {
           %r = mul i64 %x, 2
           ret i64 %r
         }

@@ -12,7 +12,8 @@ a time:
   module text (UTF-8) or bitcode -> {cpu: seconds it took} + object bytes. Each request is parsed
   into a fresh LLVM context that is freed afterwards, so a long-lived worker
   does not accumulate types; target machines are kept per spec.
-  ``optimize`` (0-3 or null) runs LLVM's standard module pipeline first.
+  ``optimize`` (0-3 or null) runs the engine's optimisation pipeline for that
+  level first (:mod:`execution_engine.ir.optimise`).
 * ``exit`` -> {} and the worker exits.
 
 Errors LLVM reports as errors become error replies (``InvalidModuleError`` for
@@ -37,6 +38,7 @@ import llvmlite.binding as llvm
 
 from ..errors import InvalidModuleError
 from ..executors.remote.protocol import REPLY, VERSION, Channel, ChannelClosed
+from ..ir.optimise import Optimiser
 from ..target_spec import TargetSpec
 
 _MACHINES_KEPT = 8
@@ -50,7 +52,7 @@ class Compiler:
     """Serves compile requests. Not thread-safe (a worker has one thread)."""
 
     def __init__(self) -> None:
-        self._machines: dict[TargetSpec, llvm.TargetMachine] = {}
+        self._machines: dict[TargetSpec, tuple[llvm.TargetMachine, Optimiser]] = {}
         self._all_targets = False
 
     def handle(self, header: dict[str, Any], data: bytes) -> tuple[dict[str, Any], bytes]:
@@ -69,7 +71,7 @@ class Compiler:
     def compile(self, header: dict[str, Any], data: bytes) -> bytes:
         label = str(header.get("label", "module"))
         spec = TargetSpec.from_dict(header["spec"])
-        machine = self._machine(spec)
+        machine, optimiser = self._machine(spec)
         context = llvm.create_context()
         module = None
         try:
@@ -84,7 +86,7 @@ class Compiler:
                 raise InvalidModuleError(f"{label}: {exc}") from None
             optimize = header.get("optimize")
             if optimize is not None:
-                _optimise(module, machine, int(optimize))
+                optimiser.run(module, int(optimize))
             try:
                 return bytes(machine.emit_object(module))
             except RuntimeError as exc:
@@ -94,27 +96,21 @@ class Compiler:
                 module.close()
             context.close()
 
-    def _machine(self, spec: TargetSpec) -> llvm.TargetMachine:
-        machine = self._machines.get(spec)
-        if machine is None:
+    def _machine(self, spec: TargetSpec) -> tuple[llvm.TargetMachine, Optimiser]:
+        found = self._machines.get(spec)
+        if found is None:
             if not self._all_targets and spec.triple.split("-")[0] != (
                     llvm.get_process_triple().split("-")[0]):
                 llvm.initialize_all_targets()
                 llvm.initialize_all_asmprinters()
                 self._all_targets = True
             if len(self._machines) >= _MACHINES_KEPT:
-                oldest = next(iter(self._machines))
-                self._machines.pop(oldest).close()
-            machine = self._machines[spec] = spec.create()
-        return machine
-
-
-def _optimise(module: llvm.ModuleRef, machine: llvm.TargetMachine, level: int) -> None:
-    if level not in (0, 1, 2, 3):
-        raise ValueError(f"optimize must be 0, 1, 2 or 3, not {level!r}")
-    options = llvm.create_pipeline_tuning_options(speed_level=level)
-    builder = llvm.create_pass_builder(machine, options)
-    builder.getModulePassManager().run(module, builder)
+                oldest_machine, oldest_optimiser = self._machines.pop(next(iter(self._machines)))
+                oldest_optimiser.close()
+                oldest_machine.close()
+            machine = spec.create()
+            found = self._machines[spec] = (machine, Optimiser(machine))
+        return found
 
 
 def serve(channel: Channel) -> int:
