@@ -589,3 +589,38 @@ def test_split_refuses_what_it_cannot_declare():
     """
     with pytest.raises(ExecutionEngineError, match="with_prefix"):
         split(parse_ir(ir), 2)
+
+
+def test_split_renames_quoted_locals_and_leaves_strings_alone(pool, spec, tm):
+    ir = r"""
+        @text = global [12 x i8] c"@\22odd name\22\00"
+        @"odd counter" = internal global i64 40
+        define internal i64 @"odd name"(i64 %x) {
+          %c = load i64, ptr @"odd counter"
+          %r = add i64 %x, %c
+          ret i64 %r
+        }
+        define i64 @caller(i64 %x) {
+          %r = call i64 @"odd name"(i64 %x)
+          %s = add i64 %r, 0
+          %t = add i64 %s, 0
+          ret i64 %t
+        }
+    """
+    parts = split(parse_ir(ir), 2, prefix="__ee.q.")
+    assert set(parts.renamed) == {"__ee.q.odd name", "__ee.q.odd counter"}
+    where = {name: i for i, names in enumerate(parts.defines) for name in names}
+    assert where["caller"] != where["__ee.q.odd name"]
+    assert 'c"@\\22odd name\\22\\00"' in parts.texts[0]
+    objects = pool.compile_many((t, spec, f"partition {i}") for i, t in enumerate(parts.texts))
+    ee = execution_engine.create_mcjit_compiler(parse_ir(""), tm)
+    for data in objects:
+        ee.add_object_file(data)
+    try:
+        ee.finalize_object()
+        fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)
+        assert fn(ee.get_function_address("caller"))(2) == 42
+        text = ctypes.string_at(ee.get_global_value_address("text"), 11)
+        assert text == b'@"odd name"'
+    finally:
+        ee.close()

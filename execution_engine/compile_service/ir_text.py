@@ -17,9 +17,17 @@ def after_parameters(after_open: str) -> str:
     return after_open[close:]
 
 
+_PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
+_OPENERS = re.compile(r'[(\[{<"]')
+_PLAIN_NAME = re.compile(r"@([-a-zA-Z$._][-a-zA-Z$._0-9]*|\d+)")
+
+
 def matching(text: str, start: int) -> int:
     """Index of the bracket closing the one at ``start`` (quotes skipped)."""
-    depth, i, pairs = 0, start, {"(": ")", "[": "]", "{": "}", "<": ">"}
+    end = text.find(_PAIRS[text[start]], start + 1)
+    if end > 0 and not _OPENERS.search(text, start + 1, end):
+        return end  # nothing nested: the common case
+    depth, i, pairs = 0, start, _PAIRS
     closers = set(pairs.values())
     while i < len(text):
         c = text[i]
@@ -66,3 +74,34 @@ def top_level_paren(type_text: str) -> int | None:
 
 def blank_strings(text: str) -> str:
     return re.sub(r'"[^"]*"', '""', text)
+
+
+def rename_globals(text: str, renames: dict[str, str]) -> str:
+    """``text`` with each global name in ``renames`` (IR spelling: ``"N"`` for ``@N``)
+    replaced by its new name, everywhere outside string constants.
+
+    Quoted text never contains a quote (LLVM escapes it as ``\\22``), so the
+    pieces between quotes alternate outside / inside; a piece inside that follows
+    an ``@`` is a quoted name (it stays quoted)."""
+    plain = {name: new for name, new in renames.items() if _PLAIN_NAME.fullmatch("@" + name)}
+    quoted = {_escape(name): new for name, new in renames.items() if name not in plain}
+
+    def rename(m: re.Match[str]) -> str:
+        new = plain.get(m.group(1))
+        return m.group(0) if new is None else "@" + new
+
+    pieces = text.split('"')
+    for i in range(0, len(pieces), 2):
+        if "@" in pieces[i]:
+            pieces[i] = _PLAIN_NAME.sub(rename, pieces[i])
+    if quoted:
+        for i in range(1, len(pieces), 2):
+            new = quoted.get(pieces[i])
+            if new is not None and pieces[i - 1].endswith("@"):
+                pieces[i] = _escape(new)
+    return '"'.join(pieces)
+
+
+def _escape(name: str) -> str:
+    """The text between the quotes of ``@"name"`` as LLVM prints it."""
+    return "".join(c if c.isprintable() and c not in '"\\' else f"\\{ord(c):02X}" for c in name)

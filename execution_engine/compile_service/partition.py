@@ -34,8 +34,15 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
-from ..ir.extract import _NAME, _REF, ExtractionError, _sub_outside_strings, quote, unquote
-from .ir_text import after_parameters, blank_strings, leading_type, matching, top_level_paren
+from ..ir.extract import _NAME, _REF, ExtractionError, quote, unquote
+from .ir_text import (
+    after_parameters,
+    blank_strings,
+    leading_type,
+    matching,
+    rename_globals,
+    top_level_paren,
+)
 
 _counter = itertools.count(1)
 _LINKAGES = frozenset({"private", "internal", "external", "extern_weak", "linkonce",
@@ -100,12 +107,13 @@ def split(module: llvm.ModuleRef | str, k: int, *, prefix: str | None = None) ->
         raise ValueError(f"k must be at least 1, not {k!r}")
     text = module if isinstance(module, str) else str(module)
     prefix = prefix if prefix is not None else f"__ee.s{next(_counter)}."
+    if not re.fullmatch(r"[-a-zA-Z$._][-a-zA-Z$._0-9]*", prefix):
+        raise ValueError(f"prefix {prefix!r} must be a name LLVM writes without quotes")
     if k == 1:
         return Split([text], [], {})
     renamed = _rename_locals(text, prefix)
     if renamed:
-        tokens = {_token(old): quote(new) for new, old in renamed.items()}
-        text = _sub_outside_strings(lambda m: tokens.get(m.group(0), m.group(0)), text)
+        text = rename_globals(text, {old: new for new, old in renamed.items()})
     parsed = _Parsed(text, set(renamed))
     parsed.assign(k)
     return parsed.assemble(renamed)
