@@ -6,11 +6,13 @@ an :class:`EngineOptions` (or its fields as keywords), composed from policy
 objects (:mod:`.policies`), an executor spec and a compile backend.
 """
 
+from . import target_spec  # noqa: F401  (first: notes the spec of every target machine)
 from .compilers import CompileBackend, InProcessCompiler
 from .dropin import install, installed, uninstall
 from .engine import ExecutionEngine, create_mcjit_compiler
 from .errors import (
     CacheUnavailableWarning,
+    CompileError,
     DuplicateSymbolError,
     EngineClosedError,
     ExecutionEngineError,
@@ -40,6 +42,7 @@ from .policies import PartitionPolicy, RedirectionPolicy
 __all__ = [
     "CacheUnavailableWarning",
     "CompileBackend",
+    "CompileError",
     "DuplicateSymbolError",
     "EngineClosedError",
     "EngineOptions",

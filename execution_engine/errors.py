@@ -146,3 +146,23 @@ class ObjectCacheWarning(RuntimeWarning):
     it and carried on as if the hook had not been set for that module, as
     llvmlite's MCJIT does. Make it an error with ``warnings.filterwarnings``
     to stop on it instead."""
+
+
+class CompileError(ExecutionEngineError):
+    """LLVM could not compile a module or function (``label`` names it).
+
+    Raised when a compile worker died (or was killed) while compiling it:
+    ``llvm_message`` is what LLVM wrote to the worker's stderr before it died
+    (e.g. ``"LLVM ERROR: Cannot select: ..."`` or the assembler's ``"error:
+    invalid instruction mnemonic"``), ``status`` the worker's exit status
+    (negative: killed by that signal; None: not known)."""
+
+    def __init__(self, label: str, llvm_message: str, status: int | None = None,
+                 detail: str = ""):
+        self.label = label
+        self.llvm_message = llvm_message
+        self.status = status
+        message = f"compiling {label}: {detail or 'LLVM failed'}"
+        if llvm_message:
+            message += f": {llvm_message}"
+        super().__init__(message)

@@ -21,8 +21,8 @@ import weakref
 
 import llvmlite.binding as llvm
 
+from . import target_spec
 from .errors import ExecutionEngineError, SignatureMismatchError, SwapNotSupportedError
-from .ir import target_probe
 from .ir.extract import ModuleView, Partition
 from .ir.linkage import is_local, shared_prefix
 from .ir.module_checks import module_label
@@ -247,8 +247,8 @@ class HotSwap:
             raise ValueError(f"opt_level must be 0, 1, 2 or 3, not {opt_level!r}")
         tiered = self._tiered.get(opt_level)
         if tiered is None:
-            traits = target_probe.traits(self._target_machine)
-            tm = target_probe.with_opt_level(self._target_machine, traits, opt_level)
+            traits = target_spec.traits(self._target_machine)
+            tm = target_spec.with_opt_level(self._target_machine, traits, opt_level)
             tiered = self._tiered[opt_level] = (tm, Optimiser(tm))
         return tiered[0]
 

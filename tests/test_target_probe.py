@@ -1,4 +1,4 @@
-"""ir.target_probe: a target machine's ELF machine, relocation and code model."""
+"""target_spec (probed traits): a target machine's ELF machine, relocation and code model."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import llvmlite.binding as llvm
 import pytest
 
-from execution_engine.ir.target_probe import TargetTraits, machine_of, traits, with_opt_level
 from execution_engine.native import elf
+from execution_engine.target_spec import TargetTraits, machine_of, traits, with_opt_level
 
 HOST_X86_64 = pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"),
                                  reason="code models are probed on an x86-64 host")

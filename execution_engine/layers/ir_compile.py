@@ -30,11 +30,11 @@ from typing import Any
 
 import llvmlite.binding as llvm
 
+from .. import target_spec
 from ..compilers import CompileBackend, InProcessCompiler
 from ..errors import ExecutionEngineError, ObjectCacheWarning
-from ..ir import target_probe
-from ..ir.target_probe import machine_of
 from ..native import elf, elf_rewrite
+from ..target_spec import machine_of
 from .base import DEFAULT, AddOptions, Handle
 from .redirection import RedirectionLayer
 
@@ -128,7 +128,7 @@ class IRCompileLayer:
         weakened = []
         if self._interposable is not False and _defines_several_functions(target):
             if self._interposable is None:
-                self._interposable = target_probe.traits(self.target_machine).pic
+                self._interposable = target_spec.traits(self.target_machine).pic
             if self._interposable:
                 weakened = _make_interposable(target)
         try:
