@@ -28,7 +28,8 @@ class EngineStats:
     ``recompiled_bodies`` alive. Work: ``compiles`` (fresh IR compiles, cache
     hits excluded), ``compile_seconds``, ``object_bytes`` compiled,
     ``swaps`` (update_module and recompile_and_relink_function calls that
-    succeeded).
+    succeeded), and, with a persistent cache, ``cache_hits`` and
+    ``cache_misses`` (this engine's lookups).
     """
 
     modules: int
@@ -45,6 +46,8 @@ class EngineStats:
     compile_seconds: float
     object_bytes: int
     swaps: int
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,15 @@ def collect_stats(stack: Stack, work: WorkCounters, **held: int) -> EngineStats:
     only the engine knows (modules, object_files, retired_sets,
     recompiled_bodies)."""
     linker = stack.executor.linker
+    backend = stack.compile_layer.compiler
+    hits, misses = getattr(backend, "hits", 0), getattr(backend, "misses", 0)
     return EngineStats(
         defined_symbols=len(stack.symbols), stubs=len(stack.stubs),
         linked_sets=stack.redirection.linked_count(), linked_resources=linker.resource_count,
         lljit_sessions=linker.session_count, pending_sets=len(stack.top.pending()),
-        compiles=work.compiles, compile_seconds=work.compile_seconds,
-        object_bytes=work.object_bytes, swaps=work.swaps, **held)
+        compiles=work.compiles - hits, compile_seconds=work.compile_seconds,
+        object_bytes=work.object_bytes, swaps=work.swaps, cache_hits=hits,
+        cache_misses=misses, **held)
 
 
 def describe_function(symbols: SymbolTable, name: str) -> FunctionInfo | None:

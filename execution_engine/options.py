@@ -22,6 +22,7 @@ from .policies import (
 PERF_MAP_ENV = "EXECUTION_ENGINE_PERF_MAP"
 JITDUMP_ENV = "EXECUTION_ENGINE_JITDUMP"
 JIT_EVENTS_ENV = "EXECUTION_ENGINE_JIT_EVENTS"
+CACHE_DIR_ENV = "EXECUTION_ENGINE_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,9 @@ class EngineOptions:
     linked (environment: ``EXECUTION_ENGINE_PERF_MAP=1``,
     ``EXECUTION_ENGINE_JITDUMP=1``, read by :meth:`from_keywords`).
     ``jit_events``: as if ``enable_jit_events()`` were called at creation (perf
-    map and GDB names; ``EXECUTION_ENGINE_JIT_EVENTS=1``).
+    map and GDB names; ``EXECUTION_ENGINE_JIT_EVENTS=1``). ``cache_dir``: a
+    persistent object cache in that directory (:mod:`.cache`; environment:
+    ``EXECUTION_ENGINE_CACHE_DIR``; ``None``: no cache).
     """
 
     strict: bool = False
@@ -59,6 +62,7 @@ class EngineOptions:
     perf_map: bool = False
     jitdump: bool = False
     jit_events: bool = False
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("strict", "lazy", "compile_in_place", "perf_map", "jitdump", "jit_events"):
@@ -80,6 +84,11 @@ class EngineOptions:
                             f"method, e.g. InProcessCompiler), not {self.compiler!r}")
         if self.lazy:
             self.redirection.check_lazy()
+        if self.cache_dir is not None:
+            if not isinstance(self.cache_dir, (str, os.PathLike)) or not os.fspath(self.cache_dir):
+                raise TypeError(f"cache_dir must be a directory path or None, not "
+                                f"{self.cache_dir!r}")
+            object.__setattr__(self, "cache_dir", os.fspath(self.cache_dir))
 
     @classmethod
     def from_keywords(cls, **keywords: Any) -> EngineOptions:
@@ -98,6 +107,8 @@ class EngineOptions:
                                ("jit_events", JIT_EVENTS_ENV)):
             if name not in keywords and os.environ.get(variable, "") not in ("", "0"):
                 keywords[name] = True
+        if "cache_dir" not in keywords and os.environ.get(CACHE_DIR_ENV):
+            keywords["cache_dir"] = os.environ[CACHE_DIR_ENV]
         remote = keywords.pop("remote", False)
         timeout = keywords.pop("timeout", None)
         capacity = keywords.pop("session_capacity", None)

@@ -5,7 +5,8 @@ Top to bottom::
     CompileOnDemandLayer   lazy engines only: one function per partition, on first call
       LazyEmitLayer        beside it: a module's variables, held until needed
     IRTransformLayer       only if the redirection policy rewrites IR (SINGLE)
-    IRCompileLayer         IR -> objects through the compile backend; object-cache hooks
+    IRCompileLayer         IR -> objects through the compile backend (behind the
+                           persistent cache, with cache_dir); object-cache hooks
     RedirectionLayer       functions behind stubs + pointer slots; data sharing; ctors
     executor               links, holds stubs, runs code (this process or another)
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
+from .cache.layer import CachingBackend, describe_target, shared_store
 from .executors.base import Executor, StubAllocator
 from .layers.base import Layer
 from .layers.compile_on_demand import EAGER, CompileOnDemandLayer, OnDemand
@@ -72,7 +74,10 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     symbols = SymbolTable(stubs, strict=options.strict)
     redirection = RedirectionLayer(executor.linker, symbols, mappings, executor.resolve_process,
                                    policy=options.redirection, reclaimer=reclaimer)
-    compile_layer = IRCompileLayer(target_machine, redirection, compiler=options.compiler,
+    compiler = options.compiler
+    if options.cache_dir is not None:
+        compiler = CachingBackend(compiler, shared_store(options.cache_dir), describe_target)
+    compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,
                                    interposable=options.redirection.redirects)
     ir: Layer = compile_layer
     transform = options.redirection.ir_transform(symbols.has_stub)

@@ -5,7 +5,9 @@ whose compilations are recorded (``make_lazy``)."""
 from __future__ import annotations
 
 import ctypes
+import os
 import re
+import tempfile
 import textwrap
 from dataclasses import dataclass, field
 
@@ -27,6 +29,10 @@ from execution_engine.linking.symbols import SymbolTable
 from execution_engine.native import elf
 from execution_engine.native.stubs import StubManager
 from execution_engine.policies import redirection_policy
+
+# The command line caches objects under the user's cache directory by default:
+# tests (and the processes they start) use a private one.
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="ee-test-cache-"))
 
 llvm.initialize_native_target()
 llvm.initialize_native_asmprinter()

@@ -14,11 +14,14 @@ compile step would give.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 
 import llvmlite.binding as llvm
 
 from ..compilers import CompileBackend
+from ..target_spec import spec_of
 from .keys import module_ir, object_key
 from .stats import CacheStats
 from .store import ObjectStore
@@ -78,26 +81,69 @@ class CachingBackend:
 
     ``describe(target_machine)`` gives the target description that goes into
     each key (it must name everything about the machine that changes code:
-    triple, CPU, features, optimisation level, relocation and code model).
-    Contracts as :class:`CachingCompiler`; thread-safe if ``inner`` and
-    ``describe`` are.
+    triple, CPU, features, optimisation level, relocation and code model), or
+    ``None`` when that is not known: then nothing is cached for that machine.
+    ``hits``/``misses`` count this backend's lookups (an engine's own, where
+    the store's statistics are the whole process's). Contracts as
+    :class:`CachingCompiler`; thread-safe if ``inner`` and ``describe`` are.
     """
 
     def __init__(self, inner: CompileBackend, store: ObjectStore | None,
-                 describe: Callable[[llvm.TargetMachine], str], *, extra: str = ""):
+                 describe: Callable[[llvm.TargetMachine], str | None], *, extra: str = ""):
         self.inner = inner
         self.store = store
         self.describe = describe
         self.extra = extra
+        self.hits = self.misses = 0
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                 label: str) -> bytes:
         """Object bytes for ``module`` as ``target_machine`` compiles it."""
-        caching = CachingCompiler(
-            lambda m: self.inner.compile(m, target_machine, label=label), self.store,
-            self.describe(target_machine), extra=self.extra)
-        return caching(module)
+        target = self.describe(target_machine) if self.store is not None else None
+        if target is None or self.store is None:
+            return self.inner.compile(module, target_machine, label=label)
+        key = object_key(module_ir(module), target, extra=self.extra)
+        data = self.store.get(key)
+        if data is not None:
+            self.hits += 1
+            return data
+        self.misses += 1
+        data = bytes(self.inner.compile(module, target_machine, label=label))
+        self.store.put(key, data)
+        return data
 
     def stats(self) -> CacheStats:
         """The store's counters (all zero without a store)."""
         return self.store.stats() if self.store is not None else CacheStats()
+
+
+_stores: dict[str, ObjectStore] = {}
+_stores_lock = threading.Lock()
+
+
+def shared_store(directory: str | os.PathLike[str]) -> ObjectStore:
+    """The process's one store for ``directory`` (every engine using that
+    directory shares it, and its statistics are flushed once, at exit)."""
+    key = os.path.abspath(os.fspath(directory))
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = ObjectStore(key)
+        return store
+
+
+def flush_shared_stores() -> None:
+    """Record the shared stores' statistics now (for a process about to leave
+    through C ``exit()``, which skips Python's exit handlers)."""
+    with _stores_lock:
+        stores = list(_stores.values())
+    for store in stores:
+        store.flush_stats()
+
+
+def describe_target(target_machine: llvm.TargetMachine) -> str | None:
+    """The cache-key description of ``target_machine``: its creation arguments
+    (:func:`~execution_engine.target_spec.spec_of`), or ``None`` if unknown
+    (made before ``execution_engine`` was imported), so that a key never lies."""
+    spec = spec_of(target_machine)
+    return None if spec is None else spec.describe()

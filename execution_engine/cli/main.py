@@ -18,6 +18,7 @@ import argparse
 import ctypes
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +28,8 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from .. import ExecutionEngineError, __version__, create_mcjit_compiler
-from ..cache.cli import add_cache_parser, run_cache_command
+from ..cache.cli import add_cache_parser, resolve_cache_dir, run_cache_command
+from ..cache.layer import flush_shared_stores
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
@@ -61,6 +63,12 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--stats-json", dict(action="store_true", help=argparse.SUPPRESS)),
     ("--perf-map", dict(action="store_true",
                         help="write /tmp/perf-<pid>.map so that perf names JIT'd functions")),
+    ("--no-cache", dict(action="store_true",
+                        help="compile everything (no persistent object cache)")),
+    ("--cache-dir", dict(metavar="DIR", default=None,
+                         help="the object cache's directory (default: "
+                              "$EXECUTION_ENGINE_CACHE_DIR, else $XDG_CACHE_HOME/execution_engine "
+                              "or ~/.cache/execution_engine)")),
     ("--jitdump", dict(action="store_true",
                        help="write jit-<pid>.dump (with code bytes) for 'perf inject --jit'")),
     ("--watch", dict(action="store_true",
@@ -170,6 +178,8 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    grace_period=None if opts.watch else 1.0,
                                    # reloads compare the edited file with the module as written
                                    compile_in_place=not opts.watch,
+                                   cache_dir=None if opts.no_cache else os.fspath(
+                                       resolve_cache_dir(opts.cache_dir)),
                                    **({"perf_map": True} if opts.perf_map else {}),
                                    **({"jitdump": True} if opts.jitdump else {}))
     for library in c_runtime_libraries(modules):
@@ -195,6 +205,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     engine.run_static_destructors()
     if opts.stats or opts.stats_json:
         _print_stats(engine, stats, as_json=opts.stats_json)
+    flush_shared_stores()
     sys.stdout.flush()
     sys.stderr.flush()
     if opts.remote:
