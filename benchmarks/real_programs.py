@@ -49,7 +49,7 @@ REPS = 3
 DEFAULT_CASES = ("lua-fib", "lua-strings", "lua-sort", "lua-closures", "lua-errors",
                  "lua-testes", "brotli-compress", "brotli-decompress", "sqlite-workload")
 QUICK_CASES = ("lua-fib", "brotli-decompress")
-RUNNERS = ("native", "lli", "lli orc-lazy", "engine mcjit", "engine orc-lazy")
+RUNNERS = ("native", "lli", "lli orc-lazy", "engine mcjit", "engine orc-lazy", "engine mcjit warm")
 _STATS = re.compile(rb"stats: .*?parse=([\d.]+)ms compile\+link=([\d.]+)ms run=([\d.]+)ms")
 
 
@@ -89,8 +89,12 @@ def commands(built: rp.Build, case: rp.Case, lli: str | None) -> dict[str, list[
         "native": built.native_command(args),
         "lli": built.lli_command(lli, None, args) if lli else None,
         "lli orc-lazy": built.lli_command(lli, "orc-lazy", args) if lli else None,
-        "engine mcjit": _with_stats(built.engine_command("mcjit", args), stats),
-        "engine orc-lazy": _with_stats(built.engine_command("orc-lazy", args), stats),
+        # cold: no persistent cache; warm: a cache filled by an untimed run first
+        "engine mcjit": _with_stats(built.engine_command("mcjit", args), [*stats, "--no-cache"]),
+        "engine orc-lazy": _with_stats(built.engine_command("orc-lazy", args),
+                                       [*stats, "--no-cache"]),
+        "engine mcjit warm": _with_stats(built.engine_command("mcjit", args),
+                                         [*stats, "--cache-dir", str(built.workdir / "cache")]),
     }
 
 
@@ -109,6 +113,9 @@ def measure(cases: list[tuple[rp.Case, rp.Build]], lli: str | None, reps: int,
         if problem is not None:
             raise SystemExit(f"{case.id}: {problem}")
         references[case.id] = reference
+        warm = commands(built, case, lli)["engine mcjit warm"]
+        assert warm is not None
+        timed(warm, case, built)  # fills the cache the warm runner reads
         if lli is None:
             for runner in ("lli", "lli orc-lazy"):
                 results[case.id][runner].error = "no lli found"
@@ -214,6 +221,8 @@ def tables(results: dict[str, dict[str, Measurement]],
             _ratio(w["engine mcjit"], w["native"]), _ratio(w["engine orc-lazy"], w["native"]),
             _ratio(w["engine mcjit"], w["lli"]), _ratio(w["engine orc-lazy"], w["lli orc-lazy"]),
             _ratio(w["engine orc-lazy"], w["lli"]),
+            _ratio(w["engine mcjit warm"], w["engine mcjit"]),
+            _ratio(w["engine mcjit warm"], w["lli"]),
         ])
         cpu_rows.append([case.id,
                          *(_s(c[k]) if r[k].error is None else mark(case, k) for k in RUNNERS),
@@ -226,7 +235,7 @@ def tables(results: dict[str, dict[str, Measurement]],
                                    f"{st[2]:.0f}"])
     wall = markdown_table(
         ["case (wall s)", *RUNNERS, "mcjit/native", "orc-lazy/native", "mcjit/lli",
-         "orc-lazy/lli orc-lazy", "orc-lazy/lli"], wall_rows)
+         "orc-lazy/lli orc-lazy", "orc-lazy/lli", "warm/cold", "warm/lli"], wall_rows)
     cpu = markdown_table(["case (CPU s)", *RUNNERS, "mcjit/lli", "orc-lazy/lli"], cpu_rows)
     stats = markdown_table(["case", "engine kind", "parse ms", "compile+link ms", "run ms"],
                            stats_rows)
