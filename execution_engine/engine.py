@@ -6,7 +6,8 @@ component it owns (:mod:`.hotswap`), the modules it owns are in a
 :class:`~.module_table.ModuleTable`.
 
 Why this file is longer than the others: it is the whole public API (the
-MCJIT surface, hot-swap, running code, introspection, lifetime). Each method
+MCJIT surface, hot-swap, running code with typed calls, events,
+introspection, lifetime). Each method
 is a few lines of delegation under the docstring that states its contract;
 splitting it would scatter the contracts, not the logic.
 """

@@ -7,7 +7,7 @@ import re
 import llvmlite.binding as llvm
 import pytest
 
-from execution_engine.ir import extract
+from execution_engine.ir import extract, module_text
 from execution_engine.ir.extract import ExtractionError, ModuleView
 
 PREFIX = "__ee.h7."
@@ -230,7 +230,7 @@ def test_index_gives_the_texts_one_value_prints_give(monkeypatch: pytest.MonkeyP
 
 def test_module_index_spans() -> None:
     m = module()
-    index = extract.ModuleIndex(str(m))
+    index = module_text.ModuleIndex(str(m))
     leaf = index.get("leaf")
     assert leaf is not None and leaf.startswith("define i32 @leaf(i32 %x) #")
     assert leaf.endswith("ret i32 %y\n}\n")
@@ -312,7 +312,7 @@ def test_mutable_view_follows_a_callee_made_internal() -> None:
 
 def test_fingerprint_follows_the_function() -> None:
     m = module()
-    fp = extract._fingerprint(m.get_function("caller"))
+    fp = module_text.fingerprint(m.get_function("caller"))
     assert fp is not None
-    assert fp == extract._fingerprint(m.get_function("caller"))
-    assert fp != extract._fingerprint(m.get_function("helper"))
+    assert fp == module_text.fingerprint(m.get_function("caller"))
+    assert fp != module_text.fingerprint(m.get_function("helper"))

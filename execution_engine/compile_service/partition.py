@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
-from ..ir.extract import _NAME, _REF, ExtractionError, quote, unquote
+from ..ir.extract import ExtractionError
+from ..ir.module_text import NAME as _NAME
+from ..ir.module_text import REF as _REF
+from ..ir.module_text import quote, unquote
 from .ir_text import (
     after_parameters,
     blank_strings,
