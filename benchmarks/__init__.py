@@ -7,5 +7,5 @@ to stdout and to their own section of ``docs/benchmarks.md``
 """
 
 # Modules run by ``python -m benchmarks``, in order; missing ones are skipped.
-BENCHMARKS = ["eager", "swap", "calls", "memory", "lazy", "remote",
+BENCHMARKS = ["eager", "swap", "calls", "memory", "lazy", "remote", "remote_live",
               "real_programs"]

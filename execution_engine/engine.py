@@ -220,6 +220,7 @@ class ExecutionEngine:
             self._swap.forget(handle)
             self._constructed.discard(handle)
             self._modules.release(module)
+            self._stack.stubs.flush()
             self._reclaimer.poll()
 
     def add_object_file(self, obj_file: llvm.ObjectFileRef | str | bytes) -> None:
@@ -243,6 +244,7 @@ class ExecutionEngine:
         with self._locked():
             self._check_open()
             self._stack.top.emit()
+            self._stack.stubs.flush()
 
     def get_function_address(self, name: str) -> int:
         """Callable address of ``name`` (finalizing first if needed), 0 if unknown."""
@@ -270,6 +272,7 @@ class ExecutionEngine:
                     if address:
                         return address
                     raise
+                self._stack.stubs.flush()
             return top.find_symbol(name) or 0
 
     def add_global_mapping(self, gv: llvm.ValueRef, addr: int) -> None:
@@ -366,6 +369,7 @@ class ExecutionEngine:
                 self._modules.release(module)
                 raise
             self._work.swapped()
+            self._stack.stubs.flush()  # running code (remote too) sees the swap now
             self._reclaimer.poll()
 
     def recompile_and_relink_function(self, fn: llvm.ValueRef | str, *,
@@ -389,6 +393,7 @@ class ExecutionEngine:
                 top.emit()
             address = self._swap.recompile(fn, opt_level)
             self._work.swapped()
+            self._stack.stubs.flush()
             self._reclaimer.poll()
             return address
 

@@ -9,7 +9,9 @@ verify, or an update the engine refuses (a changed signature, say), is
 reported on stderr and the program keeps running the code it had.
 
 Replaced code is never freed while watching: the program may still be
-inside a replaced body (its ``main`` loop, typically).
+inside a replaced body (its ``main`` loop, typically). With ``--remote``
+the program runs in the executor, which links and re-points stubs while
+``main`` runs there, so reloads reach it the same way.
 """
 
 from __future__ import annotations

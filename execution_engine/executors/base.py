@@ -67,6 +67,10 @@ class StubAllocator(Protocol):
 
     def target_of(self, stub: Stub) -> int: ...
 
+    def flush(self) -> None:
+        """Make every bind/unbind so far visible to code running in the
+        executor (in process they already are); returns once they are."""
+
     def __len__(self) -> int: ...
 
     def close(self) -> None: ...

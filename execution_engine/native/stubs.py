@@ -153,6 +153,9 @@ class StubManager:
         """Route the next call through ``stub`` to ``on_unbound``."""
         ctypes.c_uint64.from_address(stub.slot).value = stub.trampoline
 
+    def flush(self) -> None:
+        """Nothing to do: a bind is a store into the slot, seen by every thread."""
+
     @staticmethod
     def target_of(stub: Stub) -> int:
         """What ``stub``'s slot holds now."""

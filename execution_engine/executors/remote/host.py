@@ -7,28 +7,33 @@ its layers on a :class:`RemoteExecutor` exactly as on a LocalExecutor: its
 executor, addresses are the executor's, and ``call``/``run_main`` run code
 there.
 
-Crash isolation: if the executor dies (a segfault, an abort, ``exit()`` in
-JIT'd code), the request in flight raises :class:`ExecutorCrashedError` (or
-:class:`ExecutorExitedError` for a normal exit) naming the signal or status
-and what was running; the host is unaffected. With ``timeout`` set, a
-request that takes longer kills the executor and raises
-:class:`ExecutorTimeoutError`. The engine can then start a fresh executor
+Running and swapping at once: a call runs in the executor while other host
+threads keep using the engine, so ``update_module`` on another thread
+swaps a function of a running program, whose next call through the stub
+reaches the new body. Slot writes (binding stubs) are queued and sent in
+one message at the end of each engine operation that changes them (before
+it returns), before any other request and before the host answers a lazy
+compile request; the executor applies requests that run no code in
+arrival order, so a slot write reaches it before anything that could run
+code depending on it. Replaced bodies are unlinked in the executor under
+the engine's reclamation rule (:mod:`...linking.reclaim`), as in process:
+the unlink is sent when the grace period since the swap has passed (the
+slot write that retired the body is always applied first) or at a
+quiescent point the client declares; code that stays inside a replaced
+body for longer (a ``main`` loop that is itself replaced) needs
+``grace_period=None``, which ``run --watch`` uses.
+
+Crash isolation, timeouts and concurrency: see :mod:`.session`. The engine
+can start a fresh executor after a crash
 (``ExecutionEngine.restart_executor``).
 
-Slot writes (binding stubs) are queued and sent in one message before the
-next request that could run code, and before the host answers a lazy
-compile request.
-
-Thread-safety: the session's lock serialises all traffic.
+Thread-safety: every member may be called from any thread; the engine
+serialises mutations; no lock is held while code runs.
 """
 
 from __future__ import annotations
 
-import signal
-import socket
 import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +41,7 @@ from typing import Any, NoReturn
 
 import llvmlite.binding as llvm
 
-from ...errors import (
+from ...errors import (  # noqa: F401 - the error classes are also importable from here
     ExecutionEngineError,
     ExecutorCrashedError,
     ExecutorError,
@@ -48,100 +53,14 @@ from ...errors import (
 from ...ir.signature import Signature
 from ...layers.object_linking import LinkedResource, newest_export
 from ...native.stubs import STUBS_PER_CHUNK, Stub
-from .protocol import VERSION, Channel, ChannelClosed, RemoteError
+from .protocol import RemoteError
+from .session import ExecutorSession
+
+__all__ = ["ExecutorSession", "RemoteExecutor", "RemoteExecutorSpec", "RemoteLinker",
+           "RemoteStubManager"]
 
 READ_CHUNK = 16 << 20
-MAX_TIMEOUT = 1e9  # seconds; sockets cannot wait longer than time_t allows
-
-
-class ExecutorSession:
-    """A running executor process and the channel to it."""
-
-    def __init__(self, handler: Callable[[dict[str, Any], bytes], tuple[dict[str, Any], bytes]],
-                 *, timeout: float | None = None):
-        host_end, child_end = socket.socketpair()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "execution_engine.executors.remote", str(child_end.fileno())],
-            pass_fds=[child_end.fileno()], close_fds=True)
-        child_end.close()
-        self.channel = Channel(host_end, handler)
-        self.timeout = timeout
-        self.lock = threading.RLock()
-        self.before_request: Callable[[], None] | None = None
-        self.dead: ExecutorError | None = None
-        # Why the executor is about to stop itself (a call reached a stub that
-        # could not be compiled), for the error its death raises here.
-        self.last_failure: str | None = None
-        reply, _ = self.request("hello", version=VERSION, timeout=60)
-        self.pid = reply["pid"]
-
-    def request(self, op: str, payload: bytes = b"", *, running: str = "",
-                timeout: float | None = None, **fields: Any) -> tuple[dict[str, Any], bytes]:
-        """Send a request; raise an ExecutorError subclass if the executor dies."""
-        with self.lock:
-            if self.dead is not None:
-                raise self.dead
-            if self.before_request is not None and op != "slots":
-                self.before_request()
-            self.channel.sock.settimeout(timeout if timeout is not None else self.timeout)
-            try:
-                return self.channel.request(op, payload, **fields)
-            except TimeoutError:
-                self._kill()
-                self.process.wait()
-                self.dead = ExecutorTimeoutError(
-                    f"the executor did not answer '{op}'{_what(running)} within "
-                    f"{timeout or self.timeout} s; it was killed", running)
-                raise self.dead from None
-            except ChannelClosed:
-                self.dead = self._death(op, running)
-                raise self.dead from None
-
-    def _death(self, op: str, running: str) -> ExecutorError:
-        try:
-            status = self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            # The channel broke but the process lives on: do not report the
-            # signal we send it now as the cause.
-            self._kill()
-            self.process.wait()
-            return ExecutorError(f"the channel to the executor broke during '{op}'"
-                                 f"{_what(running)} but the executor did not exit; it was "
-                                 "killed")
-        if status < 0:
-            name = signal.Signals(-status).name if -status in signal.valid_signals() else "?"
-            reason = f": {self.last_failure}" if self.last_failure else ""
-            return ExecutorCrashedError(
-                f"the executor was killed by signal {-status} ({name}){_what(running)}{reason}",
-                -status, running)
-        return ExecutorExitedError(
-            f"the executor exited with status {status}{_what(running)}", status, running)
-
-    def _kill(self) -> None:
-        try:
-            self.process.kill()
-        except ProcessLookupError:
-            pass
-
-    def close(self) -> None:
-        with self.lock:
-            if self.dead is None:
-                try:
-                    self.request("exit", timeout=10)
-                except ExecutorError:
-                    pass
-            self.channel.close()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._kill()
-                self.process.wait()
-            if self.dead is None:
-                self.dead = ExecutorError("the executor was closed")
-
-
-def _what(running: str) -> str:
-    return f" while running '{running}'" if running else ""
+MAX_TIMEOUT = 1e9  # seconds; waits cannot be longer than time_t allows
 
 
 class RemoteLinker:
@@ -209,6 +128,9 @@ class RemoteStubManager:
         self._free: list[Stub] = []
         self._targets: dict[int, int] = {}
         self._writes: dict[int, int] = {}
+        # Guards the slot writes' queue; held while a flush sends them, so
+        # flushes reach the executor in the order their writes were made.
+        self._lock = threading.Lock()
         session.before_request = self.flush
 
     def __len__(self) -> int:
@@ -223,12 +145,14 @@ class RemoteStubManager:
             self._free.extend(reversed(chunk))
         stub = self._free.pop()
         stub.name = name
-        self._targets[stub.id] = stub.trampoline
+        with self._lock:
+            self._targets[stub.id] = stub.trampoline
         return stub
 
     def bind(self, stub: Stub, target: int) -> None:
-        self._targets[stub.id] = target
-        self._writes[stub.slot] = target
+        with self._lock:
+            self._targets[stub.id] = target
+            self._writes[stub.slot] = target
 
     def unbind(self, stub: Stub) -> None:
         self.bind(stub, stub.trampoline)
@@ -237,10 +161,16 @@ class RemoteStubManager:
         return self._targets[stub.id]
 
     def flush(self) -> None:
-        if self._writes:
+        """Send the queued slot writes; return once the executor applied them
+        (from then on every call through those stubs, on any executor
+        thread, reaches the new targets)."""
+        with self._lock:
+            if not self._writes:
+                return
             writes, self._writes = self._writes, {}
-            self.session.request("slots", b"".join(struct.pack("<QQ", s, t)
-                                                    for s, t in writes.items()))
+            pending = self.session.start("slots", b"".join(
+                struct.pack("<QQ", s, t) for s, t in writes.items()))
+        self.session.wait(pending)
 
     def handle_unbound(self, stub_id: int) -> int:
         """The executor called an unbound stub: compile (raising on failure)."""
@@ -249,7 +179,8 @@ class RemoteStubManager:
         return address
 
     def close(self) -> None:
-        self._writes.clear()
+        with self._lock:
+            self._writes.clear()
 
 
 class RemoteExecutor:
@@ -325,10 +256,11 @@ class RemoteExecutor:
 @dataclass(frozen=True)
 class RemoteExecutorSpec:
     """Run code in a separate executor process; ``timeout`` (seconds, more
-    than 0 and at most :data:`MAX_TIMEOUT`) bounds every request: one that
-    takes longer kills the executor and raises ExecutorTimeoutError.
-    ``None`` (the default) means no bound; 0, negative, NaN and infinite
-    values are refused (``ValueError``), non-numbers too (``TypeError``)."""
+    than 0 and at most :data:`MAX_TIMEOUT`) bounds each request separately,
+    a call's by how long its code runs (see :mod:`.session`): one that takes
+    longer kills the executor and raises ExecutorTimeoutError. ``None`` (the
+    default) means no bound; 0, negative, NaN and infinite values are
+    refused (``ValueError``), non-numbers too (``TypeError``)."""
 
     timeout: float | None = None
 

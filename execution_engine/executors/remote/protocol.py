@@ -1,4 +1,4 @@
-"""The host <-> executor message protocol.
+"""The host <-> executor wire format.
 
 A message is one frame::
 
@@ -9,10 +9,13 @@ A message is one frame::
     ...  JSON header: {"op": ..., other fields}   (UTF-8)
     ...  payload: raw bytes (object files, memory), possibly empty
 
-Either side may send requests while it waits for a reply (the executor asks
-the host to compile a function while it is running the code that called
-it), so :meth:`Channel.request` keeps serving incoming requests until its
-own reply arrives. The first exchange is a ``hello`` carrying
+Both sides may have several requests in flight at once, from several
+threads (the host links a new body while a call is running; the executor's
+running code asks the host to compile a function, possibly from several of
+its threads), so replies are matched to their requests by id and may come
+in any order (:class:`.channel.SharedChannel` does the matching; the plain
+:class:`Channel` here serves a peer one exchange at a time, as the compile
+service's workers need). The first exchange is a ``hello`` carrying
 :data:`VERSION`; peers with different versions refuse each other.
 """
 
@@ -24,11 +27,13 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-VERSION = 2  # 2: calls carry their signature; reads report unreadable memory
+VERSION = 3  # 2: calls carry their signature; reads report unreadable memory;
+#             3: requests in flight from both sides at once, replies in any order
 REQUEST, REPLY, ERROR = 0, 1, 2
 _FRAME = struct.Struct("<IBII")
 
 Handler = Callable[[dict[str, Any], bytes], "tuple[dict[str, Any], bytes]"]
+OnRequest = Callable[[int, dict[str, Any], bytes], None]
 
 
 class ChannelClosed(ConnectionError):
@@ -43,8 +48,42 @@ class RemoteError(RuntimeError):
         self.kind = kind
 
 
+def encode(kind: int, ident: int, header: dict[str, Any], payload: bytes = b"") -> bytes:
+    """One whole frame."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    frame = _FRAME.pack(_FRAME.size - 4 + len(head) + len(payload), kind, ident, len(head))
+    return frame + head + payload
+
+
+def receive(sock: socket.socket) -> tuple[int, int, dict[str, Any], bytes]:
+    """Read one whole frame: ``(kind, ident, header, payload)``; raises
+    :class:`ChannelClosed` at the end of the stream."""
+    length, kind, ident, head_len = _FRAME.unpack(_read(sock, _FRAME.size))
+    body = _read(sock, length - (_FRAME.size - 4))
+    header = json.loads(body[:head_len])
+    return kind, ident, header, body[head_len:]
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    chunks = []
+    while n:
+        try:
+            chunk = sock.recv(min(n, 1 << 20))
+        except TimeoutError:
+            raise  # a socket timeout: the caller decides what it means
+        except OSError as exc:
+            raise ChannelClosed(str(exc)) from None
+        if not chunk:
+            raise ChannelClosed("peer closed the connection")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
 class Channel:
-    """One end of a connected socket. Not thread-safe: one thread talks at a time."""
+    """One end of a connected socket for one thread at a time (not
+    thread-safe): :meth:`request` waits for its reply, serving the peer's
+    requests meanwhile with ``handler``. Socket timeouts raise TimeoutError."""
 
     def __init__(self, sock: socket.socket, handler: Handler | None = None):
         self.sock = sock
@@ -57,38 +96,14 @@ class Channel:
         except OSError:
             pass
 
-    # -- framing -------------------------------------------------------------
-
     def send(self, kind: int, ident: int, header: dict[str, Any], payload: bytes = b"") -> None:
-        head = json.dumps(header, separators=(",", ":")).encode()
-        frame = _FRAME.pack(_FRAME.size - 4 + len(head) + len(payload), kind, ident, len(head))
         try:
-            self.sock.sendall(frame + head + payload)
+            self.sock.sendall(encode(kind, ident, header, payload))
         except OSError as exc:
             raise ChannelClosed(str(exc)) from None
 
     def receive(self) -> tuple[int, int, dict[str, Any], bytes]:
-        length, kind, ident, head_len = _FRAME.unpack(self._read(_FRAME.size))
-        body = self._read(length - (_FRAME.size - 4))
-        header = json.loads(body[:head_len])
-        return kind, ident, header, body[head_len:]
-
-    def _read(self, n: int) -> bytes:
-        chunks = []
-        while n:
-            try:
-                chunk = self.sock.recv(min(n, 1 << 20))
-            except TimeoutError:
-                raise  # the caller decides what a timeout means
-            except OSError as exc:
-                raise ChannelClosed(str(exc)) from None
-            if not chunk:
-                raise ChannelClosed("peer closed the connection")
-            chunks.append(chunk)
-            n -= len(chunk)
-        return b"".join(chunks)
-
-    # -- requests ------------------------------------------------------------
+        return receive(self.sock)
 
     def request(self, op: str, payload: bytes = b"", **fields: Any) -> tuple[dict[str, Any], bytes]:
         """Send a request and return its reply, serving the peer's requests meanwhile."""
