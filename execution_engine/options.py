@@ -23,6 +23,7 @@ PERF_MAP_ENV = "EXECUTION_ENGINE_PERF_MAP"
 JITDUMP_ENV = "EXECUTION_ENGINE_JITDUMP"
 JIT_EVENTS_ENV = "EXECUTION_ENGINE_JIT_EVENTS"
 CACHE_DIR_ENV = "EXECUTION_ENGINE_CACHE_DIR"
+WORKERS_ENV = "EXECUTION_ENGINE_COMPILE_WORKERS"
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,11 @@ class EngineOptions:
     ``jit_events``: as if ``enable_jit_events()`` were called at creation (perf
     map and GDB names; ``EXECUTION_ENGINE_JIT_EVENTS=1``). ``cache_dir``: a
     persistent object cache in that directory (:mod:`.cache`; environment:
-    ``EXECUTION_ENGINE_CACHE_DIR``; ``None``: no cache).
+    ``EXECUTION_ENGINE_CACHE_DIR``; ``None``: no cache). ``compile_workers``:
+    compile in that many worker processes (:mod:`.compile_service`; ``"auto"``:
+    the usable cores; 0: in process; environment:
+    ``EXECUTION_ENGINE_COMPILE_WORKERS``), where LLVM's fatal errors become
+    ``CompileError``.
     """
 
     strict: bool = False
@@ -63,6 +68,7 @@ class EngineOptions:
     jitdump: bool = False
     jit_events: bool = False
     cache_dir: str | None = None
+    compile_workers: int = 0
 
     def __post_init__(self) -> None:
         for name in ("strict", "lazy", "compile_in_place", "perf_map", "jitdump", "jit_events"):
@@ -84,6 +90,10 @@ class EngineOptions:
                             f"method, e.g. InProcessCompiler), not {self.compiler!r}")
         if self.lazy:
             self.redirection.check_lazy()
+        from .compile_service.pool import resolve_worker_count
+
+        object.__setattr__(self, "compile_workers", resolve_worker_count(
+            self.compile_workers if self.compile_workers is not None else 0))
         if self.cache_dir is not None:
             if not isinstance(self.cache_dir, (str, os.PathLike)) or not os.fspath(self.cache_dir):
                 raise TypeError(f"cache_dir must be a directory path or None, not "
@@ -107,6 +117,8 @@ class EngineOptions:
                                ("jit_events", JIT_EVENTS_ENV)):
             if name not in keywords and os.environ.get(variable, "") not in ("", "0"):
                 keywords[name] = True
+        if "compile_workers" not in keywords and os.environ.get(WORKERS_ENV, "").strip():
+            keywords["compile_workers"] = os.environ[WORKERS_ENV]
         if "cache_dir" not in keywords and os.environ.get(CACHE_DIR_ENV):
             keywords["cache_dir"] = os.environ[CACHE_DIR_ENV]
         remote = keywords.pop("remote", False)

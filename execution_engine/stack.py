@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import llvmlite.binding as llvm
 
 from .cache.layer import CachingBackend, describe_target, shared_store
+from .compile_service.backend import WorkerCompiler
 from .executors.base import Executor, StubAllocator
 from .layers.base import Layer
 from .layers.compile_on_demand import EAGER, CompileOnDemandLayer, OnDemand
@@ -75,6 +76,8 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     redirection = RedirectionLayer(executor.linker, symbols, mappings, executor.resolve_process,
                                    policy=options.redirection, reclaimer=reclaimer)
     compiler = options.compiler
+    if options.compile_workers:
+        compiler = WorkerCompiler(options.compile_workers, fallback=compiler)
     if options.cache_dir is not None:
         compiler = CachingBackend(compiler, shared_store(options.cache_dir), describe_target)
     compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,

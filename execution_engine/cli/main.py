@@ -63,6 +63,10 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--stats-json", dict(action="store_true", help=argparse.SUPPRESS)),
     ("--perf-map", dict(action="store_true",
                         help="write /tmp/perf-<pid>.map so that perf names JIT'd functions")),
+    ("--compile-workers", dict(metavar="N", default=None,
+                               help="compile in N worker processes ('auto': one per core; "
+                                    "default: $EXECUTION_ENGINE_COMPILE_WORKERS, else 0, "
+                                    "in process)")),
     ("--no-cache", dict(action="store_true",
                         help="compile everything (no persistent object cache)")),
     ("--cache-dir", dict(metavar="DIR", default=None,
@@ -181,6 +185,8 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    cache_dir=None if opts.no_cache else os.fspath(
                                        resolve_cache_dir(opts.cache_dir)),
                                    **({"perf_map": True} if opts.perf_map else {}),
+                                   **({"compile_workers": opts.compile_workers}
+                                      if opts.compile_workers is not None else {}),
                                    **({"jitdump": True} if opts.jitdump else {}))
     for library in c_runtime_libraries(modules):
         engine.load_library(library)
