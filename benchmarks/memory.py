@@ -54,14 +54,16 @@ CHECK_EVERY = 500
 BAR_KB = 0.5
 TRACE_CYCLES = 2_000
 PYTHON_LEAK_BLOCKS = 0.5  # Python blocks per cycle that also trigger a tracemalloc rerun
-SCENARIOS = ["engine-cycle", "mcjit-cycle", "recompile", "update"]
+SCENARIOS = ["engine-cycle", "mcjit-cycle", "recompile", "update", "update-lazy"]
 LABELS = {
     "engine-cycle": "engine: add_module / finalize_object / remove_module",
     "mcjit-cycle": "llvmlite MCJIT: add_module / finalize_object / remove_module",
     "recompile": "engine: recompile_and_relink_function (grace_period=0)",
-    "update": "engine: update_module + remove_module of the previous update",
+    "update": "engine: update_module (the REPL idiom: superseded updates leave by themselves)",
+    "update-lazy": "lazy engine: update_module(m, replaces=previous)",
 }
-UNITS = {"engine-cycle": "cycle", "mcjit-cycle": "cycle", "recompile": "swap", "update": "swap"}
+UNITS = {"engine-cycle": "cycle", "mcjit-cycle": "cycle", "recompile": "swap", "update": "swap",
+         "update-lazy": "swap"}
 
 MODULE = """
 @counter = global i64 0
@@ -228,7 +230,8 @@ def _make_scenario(name: str):
 
         return (ee if name == "engine-cycle" else None), cycle, check, ee.close
 
-    ee = execution_engine.create_mcjit_compiler(parse(MODULE), target_machine(), grace_period=0)
+    ee = execution_engine.create_mcjit_compiler(parse(MODULE), target_machine(), grace_period=0,
+                                                lazy=name == "update-lazy")
     ee.finalize_object()
     f = fn_type(ee.get_function_address("f"))  # a stub address: stays valid across swaps
     counter = ctypes.c_uint64.from_address(ee.get_global_value_address("counter"))
@@ -245,15 +248,18 @@ def _make_scenario(name: str):
         return ee, cycle, check, ee.close
 
     if name == "update":
+        def cycle() -> None:
+            ee.update_module(parse(UPDATE))
+
+        return ee, cycle, check, ee.close
+
+    if name == "update-lazy":
         previous: list = [None]
 
         def cycle() -> None:
             module = parse(UPDATE)
-            ee.update_module(module)
-            old, previous[0] = previous[0], module
-            if old is not None:
-                ee.remove_module(old)
-                old.close()
+            ee.update_module(module, replaces=previous[0])
+            previous[0] = module
 
         return ee, cycle, check, ee.close
 

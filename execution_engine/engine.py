@@ -101,6 +101,7 @@ class ExecutionEngine:
         self._constructed: set[Handle] = set()
         self._cache_hooks: tuple[NotifyHook | None, GetBufferHook | None] = (None, None)
         self._reclaimer = Reclaimer(self._options.grace_period)
+        self._leaving: list[Handle] = []  # retired sets whose updates may leave
         self._mappings = GlobalMappings()
         self._work = WorkCounters()
         # What call() marshals by, per defining module set (gone with the set).
@@ -142,7 +143,11 @@ class ExecutionEngine:
         self._depth.n = depth + 1
         try:
             with self._lock:
-                yield
+                try:
+                    yield
+                finally:
+                    if depth == 0 and self._leaving:
+                        self._release_superseded()
         finally:
             self._depth.n = depth
             if depth == 0 and self._events.active:
@@ -161,11 +166,21 @@ class ExecutionEngine:
         self._stack.redirection.observer = self._observer if self._events.active else None
 
     def _on_retired(self, retired: Handle) -> None:
-        """A superseded update leaves the engine (see update_module)."""
-        update = self._swap.superseded_update(retired)
-        if update is not None and self._modules.module_of(update) is not None:
+        """Set ``retired`` was superseded: its update may leave the engine,
+        once the operation that retired it is over (see update_module)."""
+        self._leaving.append(retired)
+
+    def _release_superseded(self) -> None:
+        """Superseded updates leave the engine: what they held is dropped and
+        each module goes back to its caller's reference."""
+        while self._leaving:
+            update = self._swap.superseded_update(self._leaving.pop())
+            if update is None or self._modules.module_of(update) is None:
+                continue
             self._swap.forget(update)
             self._constructed.discard(update)
+            if self._stack.on_demand.is_lazy(update):
+                self._stack.top.remove(update)  # nothing of it is linked any more
             self._modules.release_handle(update)
 
     @property
@@ -331,8 +346,8 @@ class ExecutionEngine:
         under the reclamation rule and the module goes back to the caller's
         ``ModuleRef`` (freed when the caller drops it; ``remove_module`` on it
         then raises ``KeyError``). So a REPL that redefines a function with
-        ``update_module`` over and over stays flat. (Lazy engines keep
-        superseded updates until they are removed.)
+        ``update_module`` over and over stays flat, lazy or eager (a lazy
+        update may leave before any of it was compiled).
 
         ``replaces``: ``module`` is a new version of that module (say, the
         same source file edited and parsed again). Then only the functions
@@ -368,6 +383,9 @@ class ExecutionEngine:
             except BaseException:
                 self._modules.release(module)
                 raise
+            self._leaving += self._stack.on_demand.superseded_updates(handle)
+            if previous is not None:
+                self._leaving.append(previous)  # leaves if nothing of it is current
             self._work.swapped()
             self._stack.stubs.flush()  # running code (remote too) sees the swap now
             self._reclaimer.poll()

@@ -72,9 +72,12 @@ class HotSwap:
         """The update that set ``retired`` (just superseded and retired) leaves
         behind with nothing linked: no set of its own nor a body recompiled
         from it is linked any more. ``None`` if there is none."""
-        origin = self._origin.get(retired, retired)
+        on_demand = self._stack.on_demand
+        origin = on_demand.owner(self._origin.get(retired, retired))
         if origin not in self._updates:
             return None
+        if on_demand.is_lazy(origin):
+            return origin if on_demand.is_superseded(origin) else None
         linked = self._stack.redirection.is_linked
         if linked(origin) or any(linked(b) for b, o in self._origin.items() if o is origin):
             return None

@@ -85,25 +85,24 @@ class ModuleTable:
         """The module added as ``old`` is now the set ``new`` (a rebuilt stack)."""
         own = self._by_handle.pop(old)
         self._by_handle[new] = own
-        for key, (user, ref, handle) in self._by_pointer.items():
-            if handle is old:
-                self._by_pointer[key] = (user, ref, new)
+        key = pointer_of(own)
+        user, ref, _ = self._by_pointer[key]
+        self._by_pointer[key] = (user, ref, new)
 
     def release_handle(self, handle: Handle) -> None:
         """Give the module added as ``handle`` back: to the caller's reference
         while it is open (the LLVM module is freed when the caller drops it),
         else dispose of it now."""
-        for key, (user, own, owner) in self._by_pointer.items():
-            if owner is handle:
-                del self._by_pointer[key]
-                del self._by_handle[handle]
-                if user.closed:
-                    own._owned = False
-                    own.close()
-                else:
-                    user._owned = False
-                    own.detach()
-                return
+        own = self._by_handle.pop(handle, None)
+        if own is None:
+            return
+        user, _, _ = self._by_pointer.pop(pointer_of(own))
+        if user.closed:
+            own._owned = False
+            own.close()
+        else:
+            user._owned = False
+            own.detach()
 
     def entries(self) -> list[tuple[llvm.ModuleRef, Handle]]:
         """(engine's reference, handle) for every owned module, in add order."""

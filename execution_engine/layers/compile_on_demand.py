@@ -71,6 +71,10 @@ class _Source:
     functions: dict[str, bool | None] = field(default_factory=dict)  # name -> weak (None: absent)
     forwardable: dict[str, bool] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    # Updates only: the external functions it defines, and whether it defines
+    # variables (then it never leaves by itself: its storage may be referenced).
+    defined: frozenset[str] | None = None
+    defines_data: bool = True
 
 
 class OnDemand(Protocol):
@@ -94,6 +98,13 @@ class OnDemand(Protocol):
     def is_lazy(self, handle: Handle) -> bool:
         """Whether module set ``handle`` is compiled on demand."""
 
+    def is_superseded(self, handle: Handle) -> bool:
+        """Whether lazy update ``handle`` is left with nothing current, compiled
+        or not (and defines no data), so it may leave the engine."""
+
+    def superseded_updates(self, handle: Handle) -> list[Handle]:
+        """Earlier lazy updates that update ``handle`` left superseded."""
+
 
 class _Eager:
     """:class:`OnDemand` for eager stacks: nothing is ever pending compilation."""
@@ -115,6 +126,12 @@ class _Eager:
 
     def is_lazy(self, handle: Handle) -> bool:
         return False
+
+    def is_superseded(self, handle: Handle) -> bool:
+        return False
+
+    def superseded_updates(self, handle: Handle) -> list[Handle]:
+        return []
 
 
 EAGER: OnDemand = _Eager()
@@ -158,11 +175,18 @@ class CompileOnDemandLayer:
                            reinitialize_data=options.reinitialize_data))
             if options.keep_existing_data:  # an update: swap what is replaced
                 self._link_variables()
+                defined = []
                 for fn in module.functions:
-                    if not fn.is_declaration and self.symbols.has_stub(fn.name):
+                    if fn.is_declaration:
+                        continue
+                    if not is_local(fn):
+                        defined.append(fn.name)
+                    if self.symbols.has_stub(fn.name):
                         source.claimed.add(fn.name)
                         if self._provider(fn.name)[0] is source:
                             self.symbols.stubs.unbind(self.symbols.stub(fn.name))
+                source.defined = frozenset(defined)
+                source.defines_data = any(not g.is_declaration for g in module.global_variables)
         return handle
 
     def emit(self, handles: Iterable[Handle] | None = None) -> None:
@@ -238,6 +262,27 @@ class CompileOnDemandLayer:
 
     def is_lazy(self, handle: Handle) -> bool:
         return handle in self._by_handle
+
+    def is_superseded(self, handle: Handle) -> bool:
+        source = self._by_handle.get(handle)
+        if source is None or source.defined is None or source.defines_data or source.aliases:
+            return False
+        with self._lock:
+            for name in source.defined:
+                current = self.symbols.current(name)
+                if current is not None and self.owner(current.handle) is handle:
+                    return False
+                if self._provider(name)[0] is source:
+                    return False
+            return True
+
+    def superseded_updates(self, handle: Handle) -> list[Handle]:
+        new = self._by_handle.get(handle)
+        if new is None or not new.defined:
+            return []
+        return [s.handle for s in self._sources
+                if s is not new and s.defined and not new.defined.isdisjoint(s.defined)
+                and self.is_superseded(s.handle)]
 
     def owner(self, handle: Handle) -> Handle:
         """The module handle a partition or globals handle belongs to."""
