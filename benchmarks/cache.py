@@ -14,9 +14,10 @@ measures, interleaved repetition by repetition:
   ``get_function_address("f0")`` on an engine, so *cold* = plain + link and
   *warm* = hit + link compare what a program pays to get callable code;
 * through the engine, as users see it: ``create_mcjit_compiler(module, tm,
-  cache_dir=...)`` + ``finalize_object`` + ``get_function_address("f0")``
-  with no cache, with an empty cache directory (*engine cold*) and with the
-  directory that run filled (*engine warm*, a new engine).
+  cache_dir=...)`` (timed apart: it verifies the module, cache or not), then
+  ``finalize_object`` + ``get_function_address("f0")`` with no cache, with an
+  empty cache directory (*engine cold*) and with the directory that run
+  filled (*engine warm*, a new engine).
 
 CPU time (``time.process_time``) and wall time; medians over the repetitions.
 The linked code is called and checked against the Python model of the module.
@@ -113,23 +114,22 @@ def link_and_check(chain: ChainModule, data: bytes) -> tuple[float, float, list[
         ee.close()
 
 
-def engine_finalize(chain: ChainModule, cache_dir: Path | None) -> tuple[float, float, list[int]]:
-    """A new engine on a fresh parse of the module (with ``cache_dir`` when given),
-    timed from creation to the first address, then checked."""
+def engine_finalize(chain: ChainModule, cache_dir: Path | None
+                    ) -> tuple[tuple[float, float], tuple[float, float], list[int]]:
+    """A new engine on a fresh parse of the module (with ``cache_dir`` when
+    given): (CPU, wall) of its creation (which verifies the module), (CPU,
+    wall) of ``finalize_object`` + the first address, and the checked calls."""
     keywords = {} if cache_dir is None else {"cache_dir": str(cache_dir)}
     module = parse(chain.ir)
     tm = target_machine()
-    holder: list = []
-
-    def work() -> int:
-        ee = execution_engine.create_mcjit_compiler(module, tm, **keywords)
-        holder.append(ee)
-        ee.finalize_object()
-        return ee.get_function_address("f0")
-    cpu, wall, _ = timed(work)
-    ee = holder[0]
+    cpu, wall, ee = timed(lambda: execution_engine.create_mcjit_compiler(module, tm, **keywords))
+    assert isinstance(ee, execution_engine.ExecutionEngine)
     try:
-        return cpu, wall, run_calls(chain, ee.get_function_address)
+        def work() -> int:
+            ee.finalize_object()
+            return ee.get_function_address("f0")
+        f_cpu, f_wall, _ = timed(work)
+        return (cpu, wall), (f_cpu, f_wall), run_calls(chain, ee.get_function_address)
     finally:
         ee.close()
 
@@ -142,7 +142,8 @@ def measure(n: int, reps: int, log: Callable[[str], None]) -> dict[str, Times]:
     chain = ChainModule(n)
     expected = chain.expected()
     found = {name: Times() for name in ("plain", "miss", "overhead", "key", "hit", "link",
-                                        "engine none", "engine cold", "engine warm")}
+                                        "engine create", "engine none", "engine cold",
+                                        "engine warm")}
     tm = target_machine()
     target = target_description(tm)
     with tempfile.TemporaryDirectory(prefix="ee-bench-cache-") as scratch:
@@ -176,8 +177,9 @@ def measure(n: int, reps: int, log: Callable[[str], None]) -> dict[str, Times]:
             engine_dir = Path(scratch) / f"engine{rep}"
             for name, directory in (("engine none", None), ("engine cold", engine_dir),
                                     ("engine warm", engine_dir)):
-                cpu, wall, results = engine_finalize(chain, directory)
-                found[name].add(cpu, wall)
+                created, finalized, results = engine_finalize(chain, directory)
+                found["engine create"].add(*created)
+                found[name].add(*finalized)
                 if results != expected:
                     raise SystemExit(f"{name}: wrong results {results}, expected {expected}")
             log(f"  N={n} rep {rep + 1}/{reps}: " + ", ".join(
@@ -195,9 +197,10 @@ def table(n: int, found: dict[str, Times]) -> str:
               "key": "of which the key (bitcode + SHA-256)",
               "hit": "hit (key + read + verify)",
               "link": "link the object (engine)",
-              "engine none": "engine, no cache: create + finalize + address",
-              "engine cold": "engine, empty cache_dir (cold)",
-              "engine warm": "engine, filled cache_dir (warm, new engine)"}
+              "engine create": "engine: create_mcjit_compiler (verifies; any cache)",
+              "engine none": "engine, no cache: finalize_object + address",
+              "engine cold": "engine, empty cache_dir (cold): finalize_object + address",
+              "engine warm": "engine, filled cache_dir (warm, new engine): the same"}
     for name, label in labels.items():
         t = found[name]
         rows.append([label, f"{t.cpu_median * 1e3:.1f}", f"{min(t.cpu) * 1e3:.1f}",

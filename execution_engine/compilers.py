@@ -16,6 +16,7 @@ from typing import Protocol
 import llvmlite.binding as llvm
 
 from .errors import InvalidObjectError
+from .ir.target_checks import check_intrinsics
 
 
 class CompileBackend(Protocol):
@@ -27,10 +28,12 @@ class CompileBackend(Protocol):
 
 
 class InProcessCompiler:
-    """``TargetMachine.emit_object`` in this process (the default backend)."""
+    """``TargetMachine.emit_object`` in this process (the default backend),
+    after refusing the intrinsics LLVM would abort on (``ir.target_checks``)."""
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                 label: str) -> bytes:
+        check_intrinsics(module, target_machine, label=label)
         try:
             return bytes(target_machine.emit_object(module))
         except RuntimeError as exc:

@@ -151,7 +151,9 @@ class ObjectCacheWarning(RuntimeWarning):
 class CompileError(ExecutionEngineError):
     """LLVM could not compile a module or function (``label`` names it).
 
-    Raised when a compile worker died (or was killed) while compiling it:
+    Raised when a check before code generation finds what LLVM would abort
+    on (``detail`` says what; ``llvm_message`` is empty), and when a compile
+    worker died (or was killed) while compiling it:
     ``llvm_message`` is what LLVM wrote to the worker's stderr before it died
     (e.g. ``"LLVM ERROR: Cannot select: ..."`` or the assembler's ``"error:
     invalid instruction mnemonic"``), ``status`` the worker's exit status
