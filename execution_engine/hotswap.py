@@ -76,12 +76,12 @@ class HotSwap:
         origin = on_demand.owner(self._origin.get(retired, retired))
         if origin not in self._updates:
             return None
+        linked = self._stack.redirection.is_linked
+        if any(linked(b) for b, o in self._origin.items() if o is origin):
+            return None  # a body recompiled from it is current
         if on_demand.is_lazy(origin):
             return origin if on_demand.is_superseded(origin) else None
-        linked = self._stack.redirection.is_linked
-        if linked(origin) or any(linked(b) for b, o in self._origin.items() if o is origin):
-            return None
-        return origin
+        return None if linked(origin) else origin
 
     def mark_update(self, handle: Handle) -> None:
         """``handle`` was added again as an update (a restarted executor)."""
