@@ -11,8 +11,8 @@ from .compilers import CompileBackend, InProcessCompiler
 from .executors.base import ExecutorSpec
 from .executors.local import LocalExecutorSpec
 from .policies import (
+    DIRECT,
     FUNCTION,
-    STUB,
     PartitionPolicy,
     RedirectionPolicy,
     partition_policy,
@@ -57,7 +57,7 @@ class EngineOptions:
     """
 
     strict: bool = False
-    redirection: RedirectionPolicy = STUB
+    redirection: RedirectionPolicy = DIRECT
     lazy: bool = False
     partition: PartitionPolicy = FUNCTION
     grace_period: float | None = 1.0
