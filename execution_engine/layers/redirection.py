@@ -316,10 +316,12 @@ class RedirectionLayer:
         the sets that call them directly and keep something else current."""
         with self._lock:
             names = set(names)
-            owners = {}
+            owners: dict[Handle, _HandleState] = {}
             for name in names:
                 current = self.symbols.current(name)
-                state = None if current is None else self._states.get(current.handle)
+                if current is None:
+                    continue
+                state = self._states.get(current.handle)
                 if state is not None and any(name in d.direct for d in state.direct):
                     owners[current.handle] = state
             for handle, state in owners.items():

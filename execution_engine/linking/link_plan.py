@@ -23,9 +23,8 @@ from ..layers.object_linking import LinkedResource
 from ..native import elf
 from ..policies import RedirectionPolicy
 from . import structors
-from .symbols import SymbolTable, conflicts, winner
-
 from .relink import LINKER_DEFINED
+from .symbols import SymbolTable, conflicts, winner
 
 
 @dataclass(eq=False)

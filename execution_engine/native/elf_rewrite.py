@@ -177,8 +177,8 @@ def _share_relocations(obj: ObjectFile, shared: Mapping[int, str],
             offset, info, addend = RELA.unpack_from(entries, at)
             sym = obj.symbols[info >> 32]
             if sym.bind == STB_LOCAL and sym.shndx in shared:
-                RELA.pack_into(entries, at, offset, (imported[sym.shndx] << 32) | (info & 0xFFFFFFFF),
-                               addend + sym.value)
+                info = (imported[sym.shndx] << 32) | (info & 0xFFFFFFFF)
+                RELA.pack_into(entries, at, offset, info, addend + sym.value)
                 touched = True
         if touched:
             changed[rela.index] = bytes(entries)
