@@ -67,6 +67,7 @@ def call_through_slots(text: str, also: Callable[[str], bool] = lambda name: Fal
 # Every global reference: the name, and the character after it ("(" when the
 # reference is a call's callee or a definition's or declaration's header).
 _REFERENCE = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)(.?)')
+_ASM = re.compile(r'\basm(?: [a-z]+)* "')  # inline (call ... asm sideeffect "...") or module
 _DEFINED = re.compile(r'^define ([^@\n]*)@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)\(', re.M)
 
 
@@ -80,7 +81,8 @@ def call_only_functions(text: str) -> frozenset[str]:
     disqualifies the function. If the module takes the address of one of its
     local (internal or private) functions, or uses ``blockaddress``, the
     result is empty: such code can be entered from outside without a stub,
-    and it calls the module's functions directly.
+    and it calls the module's functions directly. So it is for inline or
+    module assembly, which may name symbols this scan cannot see.
     """
     locals_: set[str] = set()
     defined: set[str] = set()
@@ -91,7 +93,7 @@ def call_only_functions(text: str) -> frozenset[str]:
             locals_.add(name)
         else:
             defined.add(name)
-    if not defined or "blockaddress(" in text:
+    if not defined or "blockaddress(" in text or _ASM.search(text):
         return frozenset()
     taken = {_name(m.group(1)) for m in _REFERENCE.finditer(text) if m.group(2) != "("}
     if not taken.isdisjoint(locals_):

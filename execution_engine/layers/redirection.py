@@ -360,7 +360,9 @@ class RedirectionLayer:
             state.direct.pop(0)
             state.shared.append(_Shared(resource, 1))
             bases = {index: resource.exports[alias] for alias, index in again.sections.items()}
-            state.objects.append((again.obj, bases))
+            # The object as compiled, with the new copy's sections (the copy's
+            # indices are the same): names as written, data in the first copy.
+            state.objects.append((link.obj, bases))
             stubs = []
             for name, body in again.bodies.items():
                 address = resource.exports[body]
@@ -369,7 +371,7 @@ class RedirectionLayer:
                     stubs.append((name, self.symbols.stub(name).address))
             self.relinks += 1
             if self.observer is not None:
-                self.observer.linked(resource, handle, again.obj, bases, stubs, [])
+                self.observer.linked(resource, handle, link.obj, bases, stubs, [])
 
     def _resolve_structors(self, plan: Plan) -> None:
         """Constructor targets, once every unit of the batch is published."""
