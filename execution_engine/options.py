@@ -32,7 +32,7 @@ class EngineOptions:
 
     ``strict``: a strong symbol defined again raises DuplicateSymbolError
     (default: the later definition wins, as MCJIT does). ``redirection``:
-    :class:`~.policies.RedirectionPolicy`. ``lazy``: compile each function on
+    :class:`~.policies.RedirectionPolicy` (default ``DIRECT``). ``lazy``: compile each function on
     its first call, cut by ``partition`` (:class:`~.policies.PartitionPolicy`).
     ``grace_period``: seconds before replaced code is freed (``None``: only at
     an explicit ``reclaim()``). ``executor``: where code runs
