@@ -27,6 +27,12 @@ swapped), fresh engines per policy: CPU time (``time.process_time``) of the
 first ``update_module`` / ``recompile_and_relink_function`` of ``f<N/2>``
 and the median of the next ``SWAPS`` ones, checked against the Python model.
 
+**Compile cost**: ``"direct"`` prints a module whose object calls its own
+functions once, to find the functions it only calls. CPU time of
+``create_mcjit_compiler`` + ``finalize_object`` + one lookup of a generated
+module of ``COMPILE_N`` functions (each calling the previous one), under
+``"direct"`` and ``"stub"``, interleaved, medians.
+
 Run: ``python -m benchmarks.calls [--quick] [--iterations N] [--reps R]
 [--sizes 100,1000,5000] [--no-write]``.
 """
@@ -45,7 +51,7 @@ import llvmlite.binding as llvm
 
 import execution_engine
 
-from .common import MASK, cpu_time, environment_line, parse, target_machine
+from .common import MASK, ChainModule, cpu_time, environment_line, parse, target_machine
 from .report import RESULTS, markdown_table, update_section
 from .swap import SwapChain, check
 
@@ -57,6 +63,8 @@ SIZES = (100, 1000, 5000)
 FIRST_REPS = {100: 5, 1000: 3, 5000: 1}  # fresh engines per (N, policy, kind)
 SWAPS = 5  # further swaps after the first, per engine
 GOAL = 1.02  # the default policy / MCJIT (issue 15: fib(32) <= 1.02x stock)
+COMPILE_N = 1000
+COMPILE_REPS = 7
 
 LOOP_IR = """
 define i64 @tiny(i64 %acc, i64 %i) noinline {
@@ -293,6 +301,27 @@ def measure_first_swaps(sizes: tuple[int, ...], log: Callable[[str], None]) -> l
     return rows
 
 
+def measure_compile(reps: int, log: Callable[[str], None]) -> dict[str, list[float]]:
+    chain = ChainModule(COMPILE_N)
+    times: dict[str, list[float]] = {"direct": [], "stub": []}
+    for _ in range(reps):
+        for policy, series in times.items():
+            module = parse(chain.ir)
+
+            def work(module: llvm.ModuleRef = module, policy: str = policy) -> object:
+                ee = execution_engine.create_mcjit_compiler(module, target_machine(),
+                                                            redirection=policy)
+                ee.finalize_object()
+                ee.get_function_address("f0")
+                return ee
+
+            seconds, ee = cpu_time(work)
+            ee.close()  # type: ignore[attr-defined]
+            series.append(seconds)
+    log("  compile: " + ", ".join(f"{p} {statistics.median(t):.3f} s" for p, t in times.items()))
+    return times
+
+
 # -- reporting -------------------------------------------------------------------------
 
 
@@ -353,8 +382,17 @@ def verdict(subjects: list[Subject]) -> str:
             + "; ".join(parts) + ".")
 
 
+def compile_line(times: dict[str, list[float]]) -> str:
+    direct, stub = (statistics.median(times[p]) for p in ("direct", "stub"))
+    return (f"**Compile cost** (N = {COMPILE_N} generated functions, each calling the "
+            f"previous one; `create_mcjit_compiler` + `finalize_object` + a lookup, CPU "
+            f"time, median of {len(times['direct'])} interleaved): `direct` "
+            f"{direct:.3f} s, `stub` {stub:.3f} s, ratio {direct / stub:.3f} (the module is "
+            "printed once to find the functions it only calls; fewer imports are resolved).")
+
+
 def section(subjects: list[Subject], swaps: list[SwapRow], iterations: int, reps: int,
-            load: str) -> str:
+            load: str, compiled: dict[str, list[float]] | None = None) -> str:
     lines = [
         "`python -m benchmarks.calls`: two call-heavy workloads JIT'd from the same IR by",
         f"every subject - *loop*: a loop of {iterations:,} iterations calling a tiny",
@@ -396,6 +434,8 @@ def section(subjects: list[Subject], swaps: list[SwapRow], iterations: int, reps
         ]
         errors += [f"- first swap N={r.n} {r.kind}/{r.policy}: {r.error}" for r in swaps
                    if r.error]
+    if compiled:
+        lines += ["", compile_line(compiled)]
     if errors:
         lines += ["", "Not measured or wrong:", "", *errors]
     lines += ["", f"Measured on: {environment_line()}; load average at the start: {load}."]
@@ -435,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{list(sizes)} ({environment_line()}; load {load})")
     subjects = measure_calls(iterations, reps, log)
     swaps = measure_first_swaps(sizes, log) if sizes else []
+    compiled = measure_compile(2 if args.quick else COMPILE_REPS, log)
     print(f"## {TITLE}\n")
     print(calls_table(subjects))
     print()
@@ -442,11 +483,14 @@ def main(argv: list[str] | None = None) -> int:
     if swaps:
         print()
         print(swaps_table(swaps))
+    print()
+    print(compile_line(compiled))
     for s in subjects:
         if s.error:
             print(f"- {s.workload.key}/{s.key}: {s.error}")
     if not args.no_write:
-        update_section(RESULTS, TITLE, section(subjects, swaps, iterations, reps, load))
+        update_section(RESULTS, TITLE, section(subjects, swaps, iterations, reps, load,
+                                               compiled))
         log(f"calls: wrote section '{TITLE}' of {RESULTS}")
     return 1 if any(s.error for s in subjects) or any(r.error for r in swaps) else 0
 

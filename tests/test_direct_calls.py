@@ -230,13 +230,33 @@ def test_a_set_that_is_freed_when_superseded_is_not_linked_again(direct_stack):
     assert s.redirection.relinks == 0 and not s.redirection.is_linked(handle)
 
 
-def test_a_superseded_set_that_stays_is_linked_again(direct_stack):
+def test_a_set_superseded_entirely_waits_until_it_is_current_again(direct_stack):
     s = direct_stack
-    handle = add_direct(s, SELF, "self")  # added: it becomes current again if the other goes
-    (other,) = s.add_ir("define i64 @f(i64 %n) {\n  ret i64 %n\n}\n")
-    assert s.redirection.relinks == 1 and not s.redirection.is_direct(handle)
-    s.redirection.remove(other)
-    assert s.symbols.current("f").handle is handle
+    text = ("define i64 @f(i64 %n) noinline {\n  ret i64 %n\n}\n"
+            "define i64 @g(i64 %n) {\n  %r = call i64 @f(i64 %n)\n  ret i64 %r\n}\n")
+    handle = add_direct(s, text, "first")  # added: it becomes current again if the others go
+    (both,) = s.add_ir(text.replace("ret i64 %n", "%m = add i64 %n, 1\n  ret i64 %m"))
+    # Nothing of it is current: nothing can enter it, so it is not linked again (yet).
+    assert s.redirection.relinks == 0 and s.redirection.is_direct(handle)
+    (only_f,) = s.add_ir("define i64 @f(i64 %n) {\n  %m = add i64 %n, 10\n  ret i64 %m\n}\n")
+    s.redirection.remove(both)
+    # g is the first module's again, f is not: the first module is linked again.
+    assert s.symbols.current("g").handle is handle and s.redirection.relinks == 1
+    assert s.fn("g", ctypes.c_int64, ctypes.c_int64)(1) == 11
+    s.redirection.remove(only_f)
+    assert s.fn("g", ctypes.c_int64, ctypes.c_int64)(1) == 1
+
+
+def test_a_set_current_again_as_a_whole_keeps_its_direct_calls(direct_stack):
+    s = direct_stack
+    text = ("define i64 @f(i64 %n) noinline {\n  ret i64 %n\n}\n"
+            "define i64 @g(i64 %n) {\n  %r = call i64 @f(i64 %n)\n  ret i64 %r\n}\n")
+    handle = add_direct(s, text, "first")
+    (both,) = s.add_ir(text.replace("ret i64 %n", "%m = add i64 %n, 1\n  ret i64 %m"))
+    assert s.fn("g", ctypes.c_int64, ctypes.c_int64)(1) == 2
+    s.redirection.remove(both)
+    assert s.redirection.relinks == 0 and s.redirection.is_direct(handle)
+    assert s.fn("g", ctypes.c_int64, ctypes.c_int64)(1) == 1
 
 
 def test_a_global_mapping_or_a_losing_weak_definition_is_not_called_directly(direct_stack):

@@ -122,6 +122,9 @@ class RedirectionLayer:
         self.on_retired: Callable[[Handle], None] | None = None
         self.observer: LinkObserver | None = None
         self._to_relink: set[Handle] = set()  # direct sets a batch superseded a callee of
+        # Direct sets superseded entirely but kept (added, or holding data): linked
+        # again only if one of their definitions becomes current again.
+        self._dormant: set[Handle] = set()
         self.relinks = 0  # how many objects were linked again through stubs
 
     def set_pending_resolver(self, resolve: Callable[[str], int | None]) -> None:
@@ -294,21 +297,39 @@ class RedirectionLayer:
             self._to_relink.add(current.handle)
 
     def _relink_superseded(self) -> Exception | None:
-        """Link again every direct set this batch superseded a callee of, unless
-        the set is about to be freed (nothing of it is current any more, so
-        nothing can enter it). Returns the first failure, to be raised after
-        the batch is in."""
+        """Link again every direct set this batch superseded a callee of and
+        that keeps a current definition. A set with nothing current left
+        cannot be entered: it is freed (replaceable) or waits, dormant, until
+        a removal makes one of its definitions current again (numba defines
+        whole modules again; most never come back). Returns the first
+        failure, to be raised after the batch is in."""
         error: Exception | None = None
         while self._to_relink:
             handle = self._to_relink.pop()
             state = self._states.get(handle)
             if state is None or self._retirable(handle, state):
                 continue
+            if not self.symbols.current_count(handle):
+                self._dormant.add(handle)
+                continue
             try:
                 self._relink(handle, state)
             except Exception as exc:  # noqa: BLE001 - raised once the batch is published
                 error = error or exc
         return error
+
+    def _wake_dormant(self) -> None:
+        """After a removal: dormant direct sets that are current again go through
+        stubs before anything can call them."""
+        for handle in [h for h in self._dormant if self.symbols.current_count(h)]:
+            self._dormant.discard(handle)
+            state = self._states.get(handle)
+            if state is None:
+                continue
+            elsewhere = [n for d in state.direct for n in d.direct
+                         if getattr(self.symbols.current(n), "handle", None) is not handle]
+            if elsewhere:  # else it is whole again: its direct calls are right
+                self._relink(handle, state)
 
     def release_direct(self, names: Iterable[str]) -> None:
         """Callers must stop reaching the current bodies of ``names`` directly
@@ -398,12 +419,15 @@ class RedirectionLayer:
         with self._lock:
             self._pending.pop(handle, None)
             self._release(handle, self._free)
+            if self._dormant:
+                self._wake_dormant()
             self._retire_superseded()
 
     def _release(self, handle: Handle, free: Callable[[LinkedResource], None]) -> None:
         state = self._states.pop(handle, None)
         if state is None:
             return
+        self._dormant.discard(handle)
         self.symbols.remove_handle(handle, state.names)
         for shared in state.shared:
             shared.users -= 1
