@@ -332,8 +332,11 @@ class ExecutionEngine:
     def update_module(self, module: llvm.ModuleRef, *, reinitialize_globals: bool = False,
                       replaces: llvm.ModuleRef | None = None) -> None:
         """Swap in ``module``: every function it defines that the engine already
-        has is replaced (callers everywhere reach the new body when this
-        returns); new functions and globals are added; globals that already
+        has is replaced (every call that starts after this returns reaches the
+        new body; under the default ``redirection="direct"`` a thread running
+        inside the module that defined the function keeps calling that
+        module's first copy until it returns out of it, see
+        :mod:`.linking.relink`); new functions and globals are added; globals that already
         exist keep their storage and current value, unless
         ``reinitialize_globals``, which resets them to ``module``'s initial
         values. Only ``module``'s code is compiled and linked.
@@ -785,8 +788,8 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
     ``use_lmm`` is accepted for compatibility and ignored (the linker's own
     memory manager is always used). ``options`` are
     :class:`~.options.EngineOptions` fields as keywords: ``strict``,
-    ``redirection`` (``"stub"``, ``"single"``, ``"none"`` or a
-    :class:`~.policies.RedirectionPolicy`), ``grace_period``, ``lazy`` with
+    ``redirection`` (``"direct"``, the default, ``"stub"``, ``"single"``,
+    ``"none"`` or a :class:`~.policies.RedirectionPolicy`), ``grace_period``, ``lazy`` with
     ``partition`` (``"function"``, ``"callees"``), ``compiler``, and
     ``remote`` with ``timeout`` (or ``executor``), ``session_capacity``.
     An unknown or bad option raises ``TypeError``/``ValueError`` naming it.

@@ -136,6 +136,10 @@ class HotSwap:
         its shared locals resolve to the lineage's current definitions, else to
         the addresses ``root``'s object gave them."""
         if not self._stack.on_demand.is_lazy(root):
+            if part.shared:
+                # The partition will call the module's local functions: their
+                # copy must call through stubs (DIRECT binds calls directly).
+                self._stack.redirection.detach(root)
             for shared, original in part.shared.items():
                 address = self._stack.redirection.local_address(root, original)
                 if address is None:

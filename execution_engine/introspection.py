@@ -28,8 +28,11 @@ class EngineStats:
     ``recompiled_bodies`` alive. Work: ``compiles`` (fresh IR compiles, cache
     hits excluded), ``compile_seconds``, ``object_bytes`` compiled,
     ``swaps`` (update_module and recompile_and_relink_function calls that
-    succeeded), and, with a persistent cache, ``cache_hits`` and
-    ``cache_misses`` (this engine's lookups).
+    succeeded), ``relinks`` (objects linked again with every call through
+    stubs: under ``redirection="direct"`` the first replacement of a function
+    an object calls directly does it, once per object), and, with a
+    persistent cache, ``cache_hits`` and ``cache_misses`` (this engine's
+    lookups).
     """
 
     modules: int
@@ -48,6 +51,7 @@ class EngineStats:
     swaps: int
     cache_hits: int = 0
     cache_misses: int = 0
+    relinks: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,7 @@ def collect_stats(stack: Stack, work: WorkCounters, **held: int) -> EngineStats:
         lljit_sessions=linker.session_count, pending_sets=len(stack.top.pending()),
         compiles=work.compiles - hits, compile_seconds=work.compile_seconds,
         object_bytes=work.object_bytes, swaps=work.swaps, cache_hits=hits,
-        cache_misses=misses, **held)
+        cache_misses=misses, relinks=stack.redirection.relinks, **held)
 
 
 def describe_function(symbols: SymbolTable, name: str) -> FunctionInfo | None:

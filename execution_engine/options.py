@@ -11,8 +11,8 @@ from .compilers import CompileBackend, InProcessCompiler
 from .executors.base import ExecutorSpec
 from .executors.local import LocalExecutorSpec
 from .policies import (
+    DIRECT,
     FUNCTION,
-    STUB,
     PartitionPolicy,
     RedirectionPolicy,
     partition_policy,
@@ -32,7 +32,7 @@ class EngineOptions:
 
     ``strict``: a strong symbol defined again raises DuplicateSymbolError
     (default: the later definition wins, as MCJIT does). ``redirection``:
-    :class:`~.policies.RedirectionPolicy`. ``lazy``: compile each function on
+    :class:`~.policies.RedirectionPolicy` (default ``DIRECT``). ``lazy``: compile each function on
     its first call, cut by ``partition`` (:class:`~.policies.PartitionPolicy`).
     ``grace_period``: seconds before replaced code is freed (``None``: only at
     an explicit ``reclaim()``). ``executor``: where code runs
@@ -57,7 +57,7 @@ class EngineOptions:
     """
 
     strict: bool = False
-    redirection: RedirectionPolicy = STUB
+    redirection: RedirectionPolicy = DIRECT
     lazy: bool = False
     partition: PartitionPolicy = FUNCTION
     grace_period: float | None = 1.0

@@ -1,11 +1,15 @@
 """Policy objects the stack is composed from (ORC passes strategies to its
 layers' constructors; so does the engine's builder).
 
-* :class:`RedirectionPolicy`: how calls reach a function's body. ``STUB``
-  (calls and addresses go through the function's stub, which jumps through
-  its pointer slot), ``SINGLE`` (call sites load the slot themselves;
-  addresses are still stubs), ``NONE`` (bodies bound directly, as MCJIT
-  does: no swapping, no laziness).
+* :class:`RedirectionPolicy`: how calls reach a function's body. ``DIRECT``
+  (the default: calls inside one object to the functions it defines reach
+  the bodies directly, as under MCJIT; addresses, and calls from anywhere
+  else, go through stubs; the first time one of the object's definitions is
+  replaced the object is linked again with every call through stubs, see
+  :mod:`.linking.relink`), ``STUB`` (every call and address goes through
+  the function's stub, which jumps through its pointer slot), ``SINGLE``
+  (call sites load the slot themselves; addresses are still stubs), ``NONE``
+  (bodies bound directly, as MCJIT does: no swapping, no laziness).
 * :class:`PartitionPolicy`: what a lazy first call compiles. ``FUNCTION``
   (the function alone), ``CALLEES`` (the function and the functions it calls
   that are not compiled yet, in one compile).
@@ -16,13 +20,13 @@ names.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
 from .errors import SwapNotSupportedError
-from .ir.call_sites import call_through_slots
+from .ir.call_sites import call_only_functions, call_through_slots
 
 IRTransform = Callable[[llvm.ModuleRef], llvm.ModuleRef]
 
@@ -34,6 +38,8 @@ class RedirectionPolicy:
     name: str
     redirects: bool  # functions live behind stubs: swappable, lazily compilable
     slot_calls: bool  # call sites load their callee from its pointer slot
+    # calls inside one object bind directly to its own functions, until one is replaced
+    direct_calls: bool = False
 
     def check_swappable(self) -> None:
         """Raise :class:`SwapNotSupportedError` if bodies cannot be replaced."""
@@ -46,7 +52,7 @@ class RedirectionPolicy:
         """Raise ``ValueError`` if lazy compilation cannot work under this policy."""
         if not self.redirects:
             raise ValueError(f"lazy compilation needs stubs: redirection='{self.name}' binds "
-                             "calls directly; use 'stub' or 'single'")
+                             "calls directly; use 'direct', 'stub' or 'single'")
 
     def ir_transform(self, has_stub: Callable[[str], bool]) -> IRTransform | None:
         """The IR rewrite this policy needs before code generation, if any:
@@ -62,11 +68,25 @@ class RedirectionPolicy:
 
         return through_slots
 
+    def direct_callees(self, module: Callable[[], llvm.ModuleRef | str],
+                       called: Collection[str]) -> frozenset[str]:
+        """Which of ``called`` (functions an object compiled from ``module``
+        defines and refers to from its own code) the object may reach
+        directly: under ``DIRECT`` those whose every reference in the module
+        is a call (no address of theirs exists that is not the stub's; see
+        :func:`~.ir.call_sites.call_only_functions`), none otherwise.
+        ``module()`` (the IR, or its text) is asked for only when needed:
+        printing a module costs about 2 % of compiling it."""
+        if not (self.direct_calls and called):
+            return frozenset()
+        return call_only_functions(str(module())).intersection(called)
 
+
+DIRECT = RedirectionPolicy("direct", redirects=True, slot_calls=False, direct_calls=True)
 STUB = RedirectionPolicy("stub", redirects=True, slot_calls=False)
 SINGLE = RedirectionPolicy("single", redirects=True, slot_calls=True)
 NONE = RedirectionPolicy("none", redirects=False, slot_calls=False)
-REDIRECTION_POLICIES = {p.name: p for p in (STUB, SINGLE, NONE)}
+REDIRECTION_POLICIES = {p.name: p for p in (DIRECT, STUB, SINGLE, NONE)}
 
 CalleeFilter = Callable[[str], bool]
 

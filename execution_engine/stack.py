@@ -81,7 +81,8 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     if options.cache_dir is not None:
         compiler = CachingBackend(compiler, shared_store(options.cache_dir), describe_target)
     compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,
-                                   interposable=options.redirection.redirects)
+                                   interposable=options.redirection.redirects,
+                                   policy=options.redirection)
     ir: Layer = compile_layer
     transform = options.redirection.ir_transform(symbols.has_stub)
     if transform is not None:
@@ -89,7 +90,8 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     top: Layer = ir
     on_demand = EAGER
     if options.lazy:
-        top = on_demand = CompileOnDemandLayer(ir, symbols, partition=options.partition)
+        top = on_demand = CompileOnDemandLayer(ir, symbols, partition=options.partition,
+                                               release_direct=redirection.release_direct)
     stack = Stack(executor, stubs, symbols, redirection, compile_layer, top, on_demand)
     redirection.set_pending_resolver(stack.resolve_pending)
     return stack

@@ -237,7 +237,7 @@ def make_lazy():
     modules (named m0, m1, ...), its compilations recorded; closed after the test."""
     made: list[Lazy] = []
 
-    def make(*texts: str, policy: str = "stub", **options) -> Lazy:
+    def make(*texts: str, policy: str = "direct", **options) -> Lazy:
         modules = [parse_ir(t, f"m{i}") for i, t in enumerate(texts)]
         recorder = RecordingCompiler()
         engine = create_mcjit_compiler(modules[0], make_tm(), lazy=True, redirection=policy,

@@ -22,7 +22,7 @@ from execution_engine import (
 )
 
 I64 = ctypes.c_int64
-SWAPPABLE = pytest.mark.parametrize("policy", ["stub", "single"])
+SWAPPABLE = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def make_engine():
     the parsed modules (finalized), plus the modules; closed after the test."""
     engines: list[ExecutionEngine] = []
 
-    def make(*texts: str, policy: str = "stub", **options):
+    def make(*texts: str, policy: str = "direct", **options):
         modules = [parse_ir(t, f"m{i}") for i, t in enumerate(texts)]
         engine = create_mcjit_compiler(modules[0], make_tm(), redirection=policy, **options)
         for m in modules[1:]:

@@ -16,7 +16,7 @@ from execution_engine import create_mcjit_compiler
 
 I64 = ctypes.c_int64
 PTR = ctypes.c_void_p
-POLICIES = pytest.mark.parametrize("policy", ["stub", "single"])
+POLICIES = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 # -- laziness ----------------------------------------------------------------------

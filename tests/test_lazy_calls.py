@@ -13,7 +13,7 @@ from isolated_cases import lazy as lazy_cases
 I64 = ctypes.c_int64
 I32 = ctypes.c_int32
 F64 = ctypes.c_double
-POLICIES = pytest.mark.parametrize("policy", ["stub", "single"])
+POLICIES = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 ARGS = r"""

@@ -14,7 +14,7 @@ from isolated_cases import lazy as lazy_cases
 
 I64 = ctypes.c_int64
 PTR = ctypes.c_void_p
-POLICIES = pytest.mark.parametrize("policy", ["stub", "single"])
+POLICIES = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 ALIASES = """

@@ -8,7 +8,7 @@ import pytest
 from conftest import i64_at
 from isolated_cases import lazy as lazy_cases
 
-POLICIES = pytest.mark.parametrize("policy", ["stub", "single"])
+POLICIES = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 # -- static constructors -----------------------------------------------------------

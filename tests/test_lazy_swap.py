@@ -12,7 +12,7 @@ from conftest import cfunc, parse_ir
 from isolated_cases import lazy as lazy_cases
 
 I64 = ctypes.c_int64
-POLICIES = pytest.mark.parametrize("policy", ["stub", "single"])
+POLICIES = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 SWAP_BASE = """

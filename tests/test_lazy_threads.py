@@ -15,7 +15,7 @@ from execution_engine.executors.local import LocalExecutor
 from execution_engine.native.stubs import Stub, StubManager
 
 I64 = ctypes.c_int64
-POLICIES = pytest.mark.parametrize("policy", ["stub", "single"])
+POLICIES = pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 
 
 class CountingExecutor(LocalExecutor):

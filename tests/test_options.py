@@ -16,7 +16,7 @@ from execution_engine import (
     RemoteExecutorSpec,
     create_mcjit_compiler,
 )
-from execution_engine.policies import CALLEES, FUNCTION, NONE, SINGLE, STUB
+from execution_engine.policies import CALLEES, DIRECT, FUNCTION, NONE, SINGLE
 
 F = "define i64 @f() {\n  ret i64 1\n}\n"
 
@@ -24,7 +24,7 @@ F = "define i64 @f() {\n  ret i64 1\n}\n"
 def test_defaults():
     options = EngineOptions()
     assert options.strict is False and options.lazy is False and options.compile_in_place
-    assert options.redirection is STUB and options.partition is FUNCTION
+    assert options.redirection is DIRECT and options.partition is FUNCTION
     assert options.grace_period == 1.0
     assert options.executor == LocalExecutorSpec()
     assert isinstance(options.compiler, InProcessCompiler)

@@ -134,7 +134,9 @@ def step_returning(value: int) -> str:
 
 @pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
 def test_running_loop_picks_up_a_function_swapped_from_another_thread(remote, lazy):
-    engine = remote(LOOP, lazy=lazy)
+    # redirection="stub": the loop calls step through its stub (under the
+    # default "direct" a loop keeps calling the step of its own copy, below)
+    engine = remote(LOOP, lazy=lazy, redirection="stub")
     loop = Running(engine, "loop")
     wait_until(lambda: read_i64(engine, "count") > 0, "the loop runs")
     assert read_i64(engine, "last") == 1
@@ -152,8 +154,35 @@ def test_running_loop_picks_up_a_function_swapped_from_another_thread(remote, la
     assert loop.result == 2
 
 
-def test_recompile_and_relink_reaches_the_running_loop(remote):
+def test_under_direct_a_running_loop_keeps_its_copy_and_new_calls_reach_the_swap(remote):
+    """The default policy's documented limit: ``loop`` calls ``step`` of its
+    own module directly, so the call in flight keeps calling the first copy's
+    ``step`` after the swap; every call that starts after update_module
+    returned reaches the new body, from Python and from JIT'd code alike."""
     engine = remote(LOOP)
+    loop = Running(engine, "loop")
+    wait_until(lambda: read_i64(engine, "count") > 0, "the loop runs")
+    engine.update_module(parse_ir(step_returning(2)))
+    assert engine.call("step") == 2  # through the stub
+    seen = read_i64(engine, "count")
+    wait_until(lambda: read_i64(engine, "count") >= seen + 2, "the loop goes on")
+    assert read_i64(engine, "last") == 1  # still the first copy's step
+    engine.call("halt", restype=None)
+    assert loop.join().error is None and loop.result == 1
+    engine.update_module(parse_ir(
+        "@stop = external global i64\n"
+        "define void @resume() {\n  store atomic i64 0, ptr @stop seq_cst, align 8\n"
+        "  ret void\n}\n"))
+    engine.call("resume", restype=None)
+    again = Running(engine, "loop")  # a new call runs the copy linked through stubs
+    seen = read_i64(engine, "count")
+    wait_until(lambda: read_i64(engine, "count") >= seen + 2, "the new loop runs")
+    engine.call("halt", restype=None)
+    assert again.join().error is None and again.result == 2
+
+
+def test_recompile_and_relink_reaches_the_running_loop(remote):
+    engine = remote(LOOP, redirection="stub")
     loop = Running(engine, "loop")
     wait_until(lambda: read_i64(engine, "count") > 0, "the loop runs")
     before = engine.function_info("step").body
@@ -522,7 +551,7 @@ def version_value(k: int) -> int:
 
 @pytest.mark.slow
 def test_a_thousand_swaps_while_the_program_runs(remote):
-    engine = remote(STRESS)
+    engine = remote(STRESS, redirection="stub")  # the running loop reaches each swap
     loop = Running(engine, "loop")
     wait_until(lambda: read_i64(engine, "count") > 0, "the loop runs")
     for k in range(1, STRESS_SWAPS + 1):

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("mode", ["grace", "quiescent"])
-@pytest.mark.parametrize("policy", ["stub", "single"])
+@pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 def test_calls_during_swaps(policy, mode):
     report = isolated.run(cases.calls_during_swaps, policy, mode, timeout=300).value
     print(f"{policy}/{mode}: swaps took {report['swap_seconds']} s, calls {report['calls']}, "

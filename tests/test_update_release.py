@@ -24,7 +24,7 @@ def version(i: int, name: str = "") -> object:
     return parse_ir(f"define i64 @f() {{\n  ret i64 {i}\n}}\n", name or f"v{i}")
 
 
-@pytest.mark.parametrize("policy", ["stub", "single"])
+@pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 def test_redefining_a_function_keeps_one_update(policy):
     engine = create_mcjit_compiler(parse_ir(BASE), make_tm(), redirection=policy,
                                    grace_period=0)

@@ -46,7 +46,7 @@ def test_detector_sees_writable_executable_mapping():
         page.close()
 
 
-@pytest.mark.parametrize("policy", ["stub", "single"])
+@pytest.mark.parametrize("policy", ["direct", "stub", "single"])
 def test_no_writable_executable_memory_during_swaps(policy):
     report = isolated.run(cases.swap_while_sampling, policy, timeout=300).value
 

@@ -180,6 +180,9 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     engine = create_mcjit_compiler(modules[0], target_machine,
                                    lazy=opts.jit_kind == "orc-lazy", remote=opts.remote,
                                    grace_period=None if opts.watch else 1.0,
+                                   # a running loop must reach edited functions: every
+                                   # call through a stub (direct calls stay in the old copy)
+                                   redirection="stub" if opts.watch else "direct",
                                    # reloads compare the edited file with the module as written
                                    compile_in_place=not opts.watch,
                                    cache_dir=None if opts.no_cache else os.fspath(

@@ -62,3 +62,46 @@ def call_through_slots(text: str, also: Callable[[str], bool] = lambda name: Fal
     declarations = "".join(f'@"{name}{SLOT_SUFFIX}" = external global ptr\n'
                            for name in sorted(slots))
     return out + "\n" + declarations
+
+
+# Every global reference: the name, and the character after it ("(" when the
+# reference is a call's callee or a definition's or declaration's header).
+_REFERENCE = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)(.?)')
+_ASM = re.compile(r'\basm(?: [a-z]+)* "')  # inline (call ... asm sideeffect "...") or module
+_DEFINED = re.compile(r'^define ([^@\n]*)@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)\(', re.M)
+
+
+def call_only_functions(text: str) -> frozenset[str]:
+    """The external functions module ``text`` defines whose every reference in
+    it is a call (``call``/``invoke``/``callbr`` of ``@f(...)``): no address of
+    theirs can be taken by the code or data compiled from ``text``.
+
+    Conservative: a reference in any other form (a store, an argument, a
+    constant expression, an initializer, an alias, metadata, even a comment)
+    disqualifies the function. If the module takes the address of one of its
+    local (internal or private) functions, or uses ``blockaddress``, the
+    result is empty: such code can be entered from outside without a stub,
+    and it calls the module's functions directly. So it is for inline or
+    module assembly, which may name symbols this scan cannot see.
+    """
+    locals_: set[str] = set()
+    defined: set[str] = set()
+    for m in _DEFINED.finditer(text):
+        name = _name(m.group(2))
+        words = m.group(1).split()
+        if words and words[0] in ("internal", "private"):
+            locals_.add(name)
+        else:
+            defined.add(name)
+    if not defined or "blockaddress(" in text or _ASM.search(text):
+        return frozenset()
+    taken = {_name(m.group(1)) for m in _REFERENCE.finditer(text) if m.group(2) != "("}
+    if not taken.isdisjoint(locals_):
+        return frozenset()
+    return frozenset(defined - taken)
+
+
+def _name(token: str) -> str:
+    if token.startswith('"'):
+        return re.sub(r"\\([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), token[1:-1])
+    return token

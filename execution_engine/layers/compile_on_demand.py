@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -141,10 +141,14 @@ class CompileOnDemandLayer:
     """Modules in, one function at a time down to the IR layers."""
 
     def __init__(self, base: Layer, symbols: SymbolTable, *,
-                 partition: PartitionPolicy = FUNCTION):
+                 partition: PartitionPolicy = FUNCTION,
+                 release_direct: Callable[[Iterable[str]], None] | None = None):
         self.base = base
         self.symbols = symbols
         self.partition = partition
+        # Before a stub is pointed away from a linked body: code that calls
+        # that body directly (the DIRECT policy) is linked again through stubs.
+        self._release_direct = release_direct or (lambda names: None)
         self.lazy_emit = LazyEmitLayer(base)
         self._lock = threading.RLock()
         self._sources: list[_Source] = []  # oldest first
@@ -176,6 +180,7 @@ class CompileOnDemandLayer:
             if options.keep_existing_data:  # an update: swap what is replaced
                 self._link_variables()
                 defined = []
+                unbind = []
                 for fn in module.functions:
                     if fn.is_declaration:
                         continue
@@ -184,7 +189,11 @@ class CompileOnDemandLayer:
                     if self.symbols.has_stub(fn.name):
                         source.claimed.add(fn.name)
                         if self._provider(fn.name)[0] is source:
-                            self.symbols.stubs.unbind(self.symbols.stub(fn.name))
+                            unbind.append(fn.name)
+                if unbind:
+                    self._release_direct(unbind)
+                for name in unbind:
+                    self.symbols.stubs.unbind(self.symbols.stub(name))
                 source.defined = frozenset(defined)
                 source.defines_data = any(not g.is_declaration for g in module.global_variables)
         return handle
@@ -438,6 +447,7 @@ class CompileOnDemandLayer:
         stub = self.symbols.stub(name)
         current = self.symbols.current(name)
         if self._provider(name)[0] is not None or current is None or not current.is_function:
+            self._release_direct([name])
             self.symbols.stubs.unbind(stub)
         else:
             self.symbols.stubs.bind(stub, current.address)

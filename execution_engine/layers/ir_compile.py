@@ -34,6 +34,7 @@ from .. import target_spec
 from ..compilers import CompileBackend, InProcessCompiler
 from ..errors import ExecutionEngineError, ObjectCacheWarning
 from ..native import elf, elf_rewrite
+from ..policies import RedirectionPolicy
 from ..target_spec import machine_of
 from .base import DEFAULT, AddOptions, Handle
 from .redirection import RedirectionLayer
@@ -48,9 +49,13 @@ class IRCompileLayer:
     """Compiles queued modules and hands their objects to the layer below."""
 
     def __init__(self, target_machine: llvm.TargetMachine, base: RedirectionLayer, *,
-                 compiler: CompileBackend | None = None, interposable: bool = False):
+                 compiler: CompileBackend | None = None, interposable: bool = False,
+                 policy: RedirectionPolicy | None = None):
         self.target_machine = target_machine
         self.base = base
+        # Which functions an object may call directly (DIRECT), told to the
+        # layer below with the object; None: none.
+        self.policy = policy
         self.compiler: CompileBackend = compiler if compiler is not None else InProcessCompiler()
         # PIC code calls dso_local functions of its own module directly; to keep
         # those calls swappable the clone's external definitions are compiled
@@ -91,7 +96,7 @@ class IRCompileLayer:
                     errors.append(exc)
                     continue
                 del self._pending[handle]
-                self.base.add(handle, obj, options)
+                self.base.add(handle, obj, options, direct=self._direct(module, obj))
             try:
                 self.base.emit(None if handles is None else list(handles))
             except ExecutionEngineError as exc:
@@ -118,6 +123,13 @@ class IRCompileLayer:
         if self.on_compiled is not None:
             self.on_compiled(handle, data, time.perf_counter() - started)
         return obj
+
+    def _direct(self, module: llvm.ModuleRef, obj: elf.ObjectFile) -> frozenset[str]:
+        """The functions ``obj`` (compiled from ``module``) may call directly."""
+        policy = self.policy
+        if policy is None or not policy.direct_calls:
+            return frozenset()
+        return policy.direct_callees(lambda: module, obj.called_definitions())
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
                 *, in_place: bool = False, label: str = "") -> bytes:

@@ -14,10 +14,16 @@ For each object handed down, before it reaches the ObjectLinkingLayer:
 * static constructor and destructor tables are read and their targets
   exported (:mod:`..structors`).
 
-Under ``SINGLE`` an IRTransformLayer has also rewritten calls to load the
-callee from its slot (``f.__slot`` imports resolve to slots, see
-:mod:`..ir.call_sites`). Under ``NONE`` functions are linked exactly as
-MCJIT links them (no stub, callers bound to the body) and cannot be swapped.
+Under ``DIRECT`` (the default) an object's calls to the functions it defines
+and calls only (the compile layer names them) stay bound to the bodies,
+as MCJIT binds them; everything else is as under ``STUB``. When one of
+those definitions stops being current, the layer links the object again
+with every call through stubs and moves its definitions to the new copy
+(:mod:`..linking.relink`), once. Under ``SINGLE`` an IRTransformLayer has
+also rewritten calls to load the callee from its slot (``f.__slot``
+imports resolve to slots, see :mod:`..ir.call_sites`). Under ``NONE``
+functions are linked exactly as MCJIT links them (no stub, callers bound
+to the body) and cannot be swapped.
 
 What the edits are is decided by :mod:`..linking.link_plan`; this layer
 applies them, links, publishes definitions and frees.
@@ -41,6 +47,7 @@ from ..errors import LinkError, UnresolvedSymbolError
 from ..linking import structors
 from ..linking.link_plan import LinkPlanner, ObjectUnit, Plan, dependencies, link_order
 from ..linking.reclaim import Reclaimer
+from ..linking.relink import DirectLink, plan_relink
 from ..linking.symbols import Definition, SymbolTable
 from ..native import elf, elf_rewrite
 from ..policies import STUB, RedirectionPolicy
@@ -83,6 +90,7 @@ class _HandleState:
     replaceable: bool = False
     defines_data: bool = False
     objects: list[tuple[elf.ObjectFile, dict[int, int]]] = field(default_factory=list)
+    direct: list[DirectLink] = field(default_factory=list)  # linked with direct calls
 
 
 class RedirectionLayer:
@@ -113,6 +121,11 @@ class RedirectionLayer:
         # reclaimer (called under the layer's lock; it must not link).
         self.on_retired: Callable[[Handle], None] | None = None
         self.observer: LinkObserver | None = None
+        self._to_relink: set[Handle] = set()  # direct sets a batch superseded a callee of
+        # Direct sets superseded entirely but kept (added, or holding data): linked
+        # again only if one of their definitions becomes current again.
+        self._dormant: set[Handle] = set()
+        self.relinks = 0  # how many objects were linked again through stubs
 
     def set_pending_resolver(self, resolve: Callable[[str], int | None]) -> None:
         """``resolve(name)`` answers for names defined by sets added above this
@@ -122,10 +135,13 @@ class RedirectionLayer:
 
     # -- adding --------------------------------------------------------------
 
-    def add(self, handle: Handle, obj: elf.ObjectFile, options: AddOptions = DEFAULT) -> Handle:
-        """Queue ``obj`` (validated) for ``handle``; a handle may queue several."""
+    def add(self, handle: Handle, obj: elf.ObjectFile, options: AddOptions = DEFAULT, *,
+            direct: frozenset[str] = frozenset()) -> Handle:
+        """Queue ``obj`` (validated) for ``handle``; a handle may queue several.
+        ``direct``: functions ``obj`` defines whose references in it are all
+        calls (bound directly under a policy with ``direct_calls``)."""
         with self._lock:
-            self._pending.setdefault(handle, []).append(ObjectUnit(handle, obj, options))
+            self._pending.setdefault(handle, []).append(ObjectUnit(handle, obj, options, direct))
         return handle
 
     def emit(self, handles: Iterable[Handle] | None = None) -> None:
@@ -177,6 +193,7 @@ class RedirectionLayer:
             self._publish(plan)
         for plan in linked:
             self._resolve_structors(plan)
+        relink_error = self._relink_superseded()
         self._retire_superseded()
         missing = {p.unit.handle.name: p.missing for p in plans if p.missing}
         if refused:
@@ -185,6 +202,8 @@ class RedirectionLayer:
             raise UnresolvedSymbolError(missing)
         if link_errors:
             raise link_errors[0]
+        if relink_error is not None:
+            raise relink_error
 
     def _link(self, group: list[Plan]) -> None:
         inside = set(group)
@@ -227,14 +246,17 @@ class RedirectionLayer:
         for plan in group:
             plan.addresses = {n: resource.exports[n] for n in plan.exports}
             plan.resource = resource
+            plan.imports = imports
             self._state(plan.unit.handle).shared.append(shared)
 
     def _publish(self, plan: Plan) -> None:
         handle = plan.unit.handle
         state = self._state(handle)
         state.replaceable = plan.unit.options.replaceable
-        state.objects.append((plan.unit.obj, {
-            index: plan.addresses[alias] for alias, index in plan.section_aliases.items()}))
+        bases = {index: plan.addresses[alias] for alias, index in plan.section_aliases.items()}
+        state.objects.append((plan.unit.obj, bases))
+        if plan.direct:
+            state.direct.append(_direct_link(plan, bases))
         observer = self.observer
         stubs: list[tuple[str, int]] = []
         swapped: list[tuple[str, int, int]] = []
@@ -247,6 +269,8 @@ class RedirectionLayer:
                     stubs.append((name, stub.address))
                     if old is not None and old.is_function and old.address != address:
                         swapped.append((name, old.address, address))
+            if is_fn and not weak:
+                self._note_superseding(name, handle)
             self.symbols.define(Definition(name, handle, address, is_fn, weak, handle.name))
             state.defines_data |= not is_fn
             state.names.append(name)
@@ -258,6 +282,117 @@ class RedirectionLayer:
                                                      None) is handle]
             observer.linked(plan.resource, handle, plan.unit.obj, state.objects[-1][1], stubs,
                             swapped)
+
+    # -- direct calls: linking an object again through stubs ----------------------
+
+    def _note_superseding(self, name: str, handle: Handle) -> None:
+        """A strong definition of ``name`` by ``handle`` becomes current: a set
+        whose own calls reach the definition it replaces directly must be
+        linked again (after the batch is published)."""
+        current = self.symbols.current(name)
+        if current is None or current.handle is handle:
+            return
+        state = self._states.get(current.handle)
+        if state is not None and any(name in d.direct for d in state.direct):
+            self._to_relink.add(current.handle)
+
+    def _relink_superseded(self) -> Exception | None:
+        """Link again every direct set this batch superseded a callee of and
+        that keeps a current definition. A set with nothing current left
+        cannot be entered: it is freed (replaceable) or waits, dormant, until
+        a removal makes one of its definitions current again (numba defines
+        whole modules again; most never come back). Returns the first
+        failure, to be raised after the batch is in."""
+        error: Exception | None = None
+        while self._to_relink:
+            handle = self._to_relink.pop()
+            state = self._states.get(handle)
+            if state is None or self._retirable(handle, state):
+                continue
+            if not self.symbols.current_count(handle):
+                self._dormant.add(handle)
+                continue
+            try:
+                self._relink(handle, state)
+            except Exception as exc:  # noqa: BLE001 - raised once the batch is published
+                error = error or exc
+        return error
+
+    def _wake_dormant(self) -> None:
+        """After a removal: dormant direct sets that are current again go through
+        stubs before anything can call them."""
+        for handle in [h for h in self._dormant if self.symbols.current_count(h)]:
+            self._dormant.discard(handle)
+            state = self._states.get(handle)
+            if state is None:
+                continue
+            elsewhere = [n for d in state.direct for n in d.direct
+                         if getattr(self.symbols.current(n), "handle", None) is not handle]
+            if elsewhere:  # else it is whole again: its direct calls are right
+                self._relink(handle, state)
+
+    def release_direct(self, names: Iterable[str]) -> None:
+        """Callers must stop reaching the current bodies of ``names`` directly
+        (a lazy update is about to point their stubs elsewhere): link again
+        the sets that call them directly and keep something else current."""
+        with self._lock:
+            names = set(names)
+            owners: dict[Handle, _HandleState] = {}
+            for name in names:
+                current = self.symbols.current(name)
+                if current is None:
+                    continue
+                state = self._states.get(current.handle)
+                if state is not None and any(name in d.direct for d in state.direct):
+                    owners[current.handle] = state
+            for handle, state in owners.items():
+                still = [n for n in state.names if n not in names
+                         and getattr(self.symbols.current(n), "handle", None) is handle]
+                if still:
+                    self._relink(handle, state)
+
+    def detach(self, handle: Handle) -> None:
+        """Link set ``handle`` again through stubs now if its calls are direct
+        (before code that will call its local functions is linked)."""
+        with self._lock:
+            state = self._states.get(handle)
+            if state is not None and state.direct:
+                self._relink(handle, state)
+
+    def is_direct(self, handle: Handle) -> bool:
+        """Whether some of ``handle``'s calls are bound directly (not linked again yet)."""
+        state = self._states.get(handle)
+        return state is not None and bool(state.direct)
+
+    def _relink(self, handle: Handle, state: _HandleState) -> None:
+        """Link each direct object of ``handle`` again with every call through
+        stubs; move the set's function definitions to the new copy. The first
+        copy stays (its data is shared; threads may be running in it)."""
+        while state.direct:
+            link = state.direct[0]
+            uid = next(self.planner.uids)
+            again = plan_relink(link, uid, lambda n: self.symbols.stub(n).address)
+            if again.obj.near_imports:
+                error = elf.reach_error(again.obj, again.imports, self.base.near_address())
+                if error is not None:
+                    raise LinkError(error)
+            resource = self.base.add([again.obj.data], again.imports, again.exports,
+                                     name=f"{handle.name} (linked again through stubs)")
+            state.direct.pop(0)
+            state.shared.append(_Shared(resource, 1))
+            bases = {index: resource.exports[alias] for alias, index in again.sections.items()}
+            # The object as compiled, with the new copy's sections (the copy's
+            # indices are the same): names as written, data in the first copy.
+            state.objects.append((link.obj, bases))
+            stubs = []
+            for name, body in again.bodies.items():
+                address = resource.exports[body]
+                if name in state.exports and self.symbols.move(handle, name, address):
+                    state.exports[name] = address
+                    stubs.append((name, self.symbols.stub(name).address))
+            self.relinks += 1
+            if self.observer is not None:
+                self.observer.linked(resource, handle, link.obj, bases, stubs, [])
 
     def _resolve_structors(self, plan: Plan) -> None:
         """Constructor targets, once every unit of the batch is published."""
@@ -284,12 +419,15 @@ class RedirectionLayer:
         with self._lock:
             self._pending.pop(handle, None)
             self._release(handle, self._free)
+            if self._dormant:
+                self._wake_dormant()
             self._retire_superseded()
 
     def _release(self, handle: Handle, free: Callable[[LinkedResource], None]) -> None:
         state = self._states.pop(handle, None)
         if state is None:
             return
+        self._dormant.discard(handle)
         self.symbols.remove_handle(handle, state.names)
         for shared in state.shared:
             shared.users -= 1
@@ -303,13 +441,17 @@ class RedirectionLayer:
         while self._superseded:
             handle = self._superseded.pop()
             state = self._states.get(handle)
-            if (state is None or not state.replaceable or state.defines_data
-                    or state.structors or self.symbols.current_count(handle)):
+            if state is None or not self._retirable(handle, state):
                 continue
             self._release(handle, lambda r: self.reclaimer.retire(
                 lambda: self._free(r)))
             if self.on_retired is not None:
                 self.on_retired(handle)
+
+    def _retirable(self, handle: Handle, state: _HandleState) -> bool:
+        """Whether a superseded set is freed (under the reclamation rule)."""
+        return (state.replaceable and not state.defines_data and not state.structors
+                and not self.symbols.current_count(handle))
 
     def _free(self, resource: LinkedResource) -> None:
         self.base.remove(resource)
@@ -321,7 +463,7 @@ class RedirectionLayer:
         state = self._states.get(handle)
         if state is None:
             return None
-        for obj, bases in state.objects:
+        for obj, bases in reversed(state.objects):  # a copy linked again first
             sym = obj.local_symbol(name) or obj.defined_globals().get(name)
             if sym is not None and sym.shndx in bases:
                 return bases[sym.shndx] + sym.value
@@ -351,3 +493,21 @@ class RedirectionLayer:
     def linked_count(self) -> int:
         """How many sets are linked now."""
         return len(self._states)
+
+
+def _direct_link(plan: Plan, bases: dict[int, int]) -> DirectLink:
+    """What linking ``plan``'s object again needs: what each of its names was
+    bound to (imports, and its own variables' storage)."""
+    resource = plan.resource
+    resolved: dict[str, int] = {}
+    for name in plan.needs:
+        address = plan.imports.get(name)
+        if address is None and resource is not None:
+            address = resource.exports.get(name)  # a provider linked in the same group
+        if address is not None:
+            resolved[name] = address
+    for name, sym in plan.unit.obj.defined_globals().items():
+        if not sym.is_function and name not in plan.undefine:
+            resolved[name] = plan.addresses[plan.rename.get(name, name)]
+    return DirectLink(plan.unit.obj, frozenset(plan.direct), bases, resolved,
+                      frozenset(plan.absent))

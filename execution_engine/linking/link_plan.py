@@ -23,19 +23,20 @@ from ..layers.object_linking import LinkedResource
 from ..native import elf
 from ..policies import RedirectionPolicy
 from . import structors
+from .relink import LINKER_DEFINED
 from .symbols import SymbolTable, conflicts, winner
-
-# Names the linker itself defines for the object being linked.
-LINKER_DEFINED = frozenset({"_GLOBAL_OFFSET_TABLE_"})
 
 
 @dataclass(eq=False)
 class ObjectUnit:
-    """One object to link for ``handle``, added with ``options``."""
+    """One object to link for ``handle``, added with ``options``; ``direct``:
+    functions it defines that its own code may call directly (the policy's
+    :meth:`~..policies.RedirectionPolicy.direct_callees`)."""
 
     handle: Handle
     obj: elf.ObjectFile
     options: AddOptions
+    direct: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)
@@ -44,6 +45,7 @@ class Plan:
     uid: int
     rename: dict[str, str] = field(default_factory=dict)
     undefine: set[str] = field(default_factory=set)
+    direct: set[str] = field(default_factory=set)  # functions its own calls reach directly
     exports: list[str] = field(default_factory=list)
     definitions: list[tuple[str, str, bool, bool]] = field(default_factory=list)
     structors: list[structors.Structor] = field(default_factory=list)
@@ -56,6 +58,7 @@ class Plan:
     missing: list[str] = field(default_factory=list)
     addresses: dict[str, int] = field(default_factory=dict)
     resource: LinkedResource | None = None  # where it was linked (for observers)
+    imports: dict[str, int] = field(default_factory=dict)  # what its link imported
 
 
 class LinkPlanner:
@@ -70,7 +73,7 @@ class LinkPlanner:
         self._resolve_mapping = resolve_mapping
         self._resolve_process = resolve_process
         self.resolve_pending: Callable[[str], int | None] = lambda name: None
-        self._uids = itertools.count(1)
+        self.uids = itertools.count(1)  # unique suffixes of new names
 
     def plan_batch(self, units: list[ObjectUnit]) -> tuple[list[Plan],
                                                            dict[Plan, DuplicateSymbolError]]:
@@ -82,19 +85,23 @@ class LinkPlanner:
         plans = [p for p in plans if p not in refused]
         winners = self._batch_winners(plans)
         for plan in plans:
+            self._keep_direct(plan, winners)
             self._resolve_imports(plan, winners)
         return plans, refused
 
     def _plan(self, unit: ObjectUnit, batch_data: dict[str, Plan]) -> Plan:
         """Decide the symbol-table edits for ``unit``; ``batch_data`` holds the
         data definitions of earlier units of the same batch (updated here)."""
-        plan = Plan(unit, next(self._uids))
+        plan = Plan(unit, next(self.uids))
         obj = unit.obj
         for name, sym in obj.defined_globals().items():
             if sym.is_function and self.policy.redirects:
                 body = f"{name}.__body{plan.uid}"
                 plan.rename[name] = body
-                plan.undefine.add(name)
+                if self.policy.direct_calls and name in unit.direct:
+                    plan.direct.add(name)  # renamed in place: its references reach the body
+                else:
+                    plan.undefine.add(name)
                 plan.exports.append(body)
                 plan.definitions.append((name, body, True, sym.is_weak))
                 continue
@@ -144,6 +151,23 @@ class LinkPlanner:
                 continue
             seen.update((name, p) for name, _, _, weak in p.definitions if not weak)
         return refused
+
+    def _keep_direct(self, plan: Plan, winners: dict[str, tuple[Plan, bool]]) -> None:
+        """Calls of ``plan``'s object to a function it defines stay direct only
+        if that definition becomes current (it wins the batch, and is strong
+        or the first) and no global mapping redirects the name; the others go
+        through the stub like any reference."""
+        if not plan.direct:
+            return
+        weak = {name: w for name, _, _, w in plan.definitions}
+        for name in list(plan.direct):
+            existing = self.symbols.current(name)
+            if (winners.get(name, (None,))[0] is not plan
+                    or (weak[name] and existing is not None
+                        and existing.handle is not plan.unit.handle)
+                    or self._resolve_mapping(name) is not None):
+                plan.direct.discard(name)
+                plan.undefine.add(name)
 
     @staticmethod
     def _batch_winners(plans: list[Plan]) -> dict[str, tuple[Plan, bool]]:

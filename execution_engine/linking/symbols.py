@@ -135,6 +135,20 @@ class SymbolTable:
                 if not entry.definitions and entry.stub is None:
                     del self._entries[name]  # nothing refers to the name any more
 
+    def move(self, handle: object, name: str, address: int) -> bool:
+        """``handle``'s definition of function ``name`` now lives at ``address``
+        (its object was linked again); the stub follows if it is current.
+        False if ``handle`` does not define ``name``."""
+        with self._lock:
+            entry = self._entries.get(name)
+            for d in () if entry is None else entry.definitions:
+                if d.handle is handle and d.is_function:
+                    d.address = address
+                    if entry is not None and entry.current is d and entry.stub is not None:
+                        self.stubs.bind(entry.stub, address)
+                    return True
+            return False
+
     def current_count(self, handle: object) -> int:
         """How many names ``handle`` currently defines (0: it is superseded)."""
         return self._current_count.get(handle, 0)

@@ -26,7 +26,9 @@ SHT_STRTAB = 3
 SHT_RELA = 4
 SHT_NOBITS = 8
 SHT_REL = 9
+SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
+SHF_EXECINSTR = 0x4
 SHF_TLS = 0x400
 
 SHN_UNDEF = 0
@@ -408,6 +410,26 @@ class ObjectFile:
         return {
             s.name: s for s in self.symbols if s.is_global and not s.is_defined and s.name
         }
+
+    def called_definitions(self) -> set[str]:
+        """Global functions this object defines that its own code refers to (by
+        relocations in executable sections): the calls a linker may bind
+        directly."""
+        found: set[str] = set()
+        for rela in self.sections:
+            if (rela.type != SHT_RELA or not rela.size
+                    or not self.sections[rela.info].flags & SHF_EXECINSTR):
+                continue
+            halves = memoryview(self._blob(rela)).cast("I")
+            for index in set(halves[3::6].tolist()):
+                sym = self.symbols[index]
+                if sym.is_function and sym.is_global and sym.is_defined and sym.name:
+                    found.add(sym.name)
+        return found
+
+    def relocation_sections(self) -> list[Section]:
+        """The RELA sections, each applying to section ``info``."""
+        return [s for s in self.sections if s.type == SHT_RELA]
 
     def local_symbol(self, name: str) -> Symbol | None:
         """The first local, named, non-section symbol called ``name``."""

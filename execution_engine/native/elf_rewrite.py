@@ -1,11 +1,16 @@
-"""Rewriting an ELF64 relocatable object's symbol table (nothing else).
+"""Rewriting an ELF64 relocatable object's symbol table (and, to share
+sections with an earlier copy of the object, its relocations).
 
 :func:`rewrite` turns definitions into references, adds global aliases for
 local symbols, renames definitions, makes weak definitions strong and
 defines absent weak references as 0. That is how the engine routes every
 reference to a function through its stub and lets a new object share
-storage that already exists. Section contents and relocations are never
-touched; the new tables are appended so every other offset stays valid.
+storage that already exists. With ``shared`` it also makes a second copy of
+an object use the first copy's writable sections (the re-link of
+:mod:`..linking.relink`): those sections are not loaded again, and the
+relocations that reached them through local symbols reach the first copy's
+memory instead. Section contents are never touched; new tables are
+appended so every other offset stays valid.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from collections.abc import Iterable, Mapping
 from ..errors import InvalidObjectError
 from .elf import (
     SHDR,
+    SHF_ALLOC,
     SHN_ABS,
     SHN_COMMON,
     SHN_UNDEF,
     STB_GLOBAL,
+    STB_LOCAL,
     STB_WEAK,
     STT_FUNC,
     STT_NOTYPE,
@@ -28,6 +35,8 @@ from .elf import (
     SYM,
     ObjectFile,
 )
+
+RELA = struct.Struct("<QQq")
 
 
 def rewrite(
@@ -38,6 +47,7 @@ def rewrite(
     aliases: Mapping[str, tuple[int, int]] | None = None,
     globalize: Iterable[str] = (),
     absolute: Mapping[str, int] | None = None,
+    shared: Mapping[int, str] | None = None,
 ) -> bytes:
     """Return a copy of ``obj``'s bytes with its symbol table edited.
 
@@ -55,15 +65,25 @@ def rewrite(
       definitions (an ``extern_weak`` reference nobody defines is 0; the
       linker would call an unresolved reference fatal).
 
-    Only the symbol and string tables change; they move to the end of the
-    file so that every other offset stays valid.
+    * ``shared``: ``{section_index: name}`` for allocatable sections the
+      object shares with a copy of it already in memory. Each such section
+      loses ``SHF_ALLOC`` (it is not loaded), relocations applying to it are
+      dropped, and every other relocation that refers to it through a local
+      or section symbol refers instead to a new global reference ``name``
+      (its offset added to the addend): the linker imports ``name`` as the
+      section's address in the earlier copy. Global symbols defined in a
+      shared section must be in ``undefine``.
+
+    The symbol and string tables (and rewritten relocation tables) move to
+    the end of the file so that every other offset stays valid.
     """
     rename = dict(rename or {})
     aliases = dict(aliases or {})
     undefine = set(undefine)
     globalize = set(globalize)
     absolute = dict(absolute or {})
-    if not (undefine or rename or aliases or globalize or absolute):
+    shared = dict(shared or {})
+    if not (undefine or rename or aliases or globalize or absolute or shared):
         return obj.data
     symtab = obj.sections[obj.symtab_index]
     strtab = obj.sections[symtab.link]
@@ -112,7 +132,25 @@ def rewrite(
         table.extend(SYM.pack(add_name(alias), (STB_GLOBAL << 4) | STT_FUNC, STV_HIDDEN,
                                shndx, value, 0))
 
+    imported = {}
+    for shndx, name in shared.items():
+        if not obj.sections[shndx].flags & SHF_ALLOC:
+            raise ValueError(f"{obj.name}: section {shndx} is not loaded; it cannot be shared")
+        imported[shndx] = len(table) // SYM.size
+        table.extend(SYM.pack(add_name(name), (STB_GLOBAL << 4) | STT_NOTYPE, STV_DEFAULT,
+                               SHN_UNDEF, 0, 0))
+    for name, sym in by_name.items():
+        if sym.shndx in shared and name not in undefine:
+            raise ValueError(f"{obj.name}: '{name}' is defined in shared section "
+                             f"{sym.shndx}; it must become a reference")
+
     out = bytearray(obj.data)
+    relocations = _share_relocations(obj, shared, imported) if shared else {}
+    for index, entries in relocations.items():
+        out.extend(b"\0" * (-len(out) % 8))
+        offset = len(out)
+        out.extend(entries)
+        _patch_section(out, index, offset, len(entries))
     out.extend(b"\0" * (-len(out) % 8))
     symtab_off = len(out)
     out.extend(table)
@@ -120,7 +158,38 @@ def rewrite(
     out.extend(names)
     _patch_section(out, symtab.index, symtab_off, len(table))
     _patch_section(out, strtab.index, strtab_off, len(names))
+    for shndx in shared:
+        _clear_alloc(out, shndx)
     return bytes(out)
+
+
+def _share_relocations(obj: ObjectFile, shared: Mapping[int, str],
+                       imported: Mapping[int, int]) -> dict[int, bytes]:
+    """New contents of the relocation sections ``shared`` changes (see rewrite)."""
+    changed: dict[int, bytes] = {}
+    for rela in obj.relocation_sections():
+        if rela.info in shared:
+            changed[rela.index] = b""  # the section is not loaded: nothing to relocate
+            continue
+        entries = bytearray(obj.data[rela.offset : rela.offset + rela.size])
+        touched = False
+        for at in range(0, len(entries), RELA.size):
+            offset, info, addend = RELA.unpack_from(entries, at)
+            sym = obj.symbols[info >> 32]
+            if sym.bind == STB_LOCAL and sym.shndx in shared:
+                info = (imported[sym.shndx] << 32) | (info & 0xFFFFFFFF)
+                RELA.pack_into(entries, at, offset, info, addend + sym.value)
+                touched = True
+        if touched:
+            changed[rela.index] = bytes(entries)
+    return changed
+
+
+def _clear_alloc(out: bytearray, index: int) -> None:
+    e_shoff = struct.unpack_from("<Q", out, 0x28)[0]
+    base = e_shoff + index * SHDR.size
+    flags = struct.unpack_from("<Q", out, base + 8)[0]
+    struct.pack_into("<Q", out, base + 8, flags & ~SHF_ALLOC)
 
 
 def _patch_section(out: bytearray, index: int, offset: int, size: int) -> None:
