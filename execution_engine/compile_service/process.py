@@ -52,13 +52,13 @@ _PACKAGE_PARENT = str(_PACKAGE_DIR.parent)
 # imports only its own modules (errors, protocol, optimiser, target specs).
 BOOTSTRAP = (
     "import sys, types\n"
-    "for name, path in ((%r, %r), (%r, %r)):\n"
+    "for name, path in (({!r}, {!r}), ({!r}, {!r})):\n"
     "    package = types.ModuleType(name)\n"
     "    package.__path__ = [path]\n"
     "    sys.modules[name] = package\n"
     "from execution_engine.compile_service.worker import main\n"
     "sys.exit(main(['worker', *sys.argv[1:]]))\n"
-) % ("execution_engine", str(_PACKAGE_DIR), "execution_engine.compile_service",
+).format("execution_engine", str(_PACKAGE_DIR), "execution_engine.compile_service",
      str(_PACKAGE_DIR / "compile_service"))
 
 
