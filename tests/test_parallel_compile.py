@@ -6,10 +6,14 @@ the results behave as in-process compilation."""
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import pytest
@@ -68,6 +72,13 @@ def model(x: int, n: int = N, counter: int = 7) -> int:
     return value - (1 << 64) if value >> 63 else value
 
 
+def cuts(engine) -> tuple[int, int]:
+    """Modules the engine's worker backend cut, and cuts it compiled again whole."""
+    backend = engine._stack.compile_layer.compiler  # noqa: SLF001
+    assert isinstance(backend, WorkerCompiler)
+    return backend.cut_modules, backend.split_fallbacks
+
+
 def make(text: str, name: str, workers: int = 2, **options):
     return create_mcjit_compiler(parse_ir(text, name), jit_tm(), compile_workers=workers,
                                  **options)
@@ -79,8 +90,9 @@ def test_a_big_module_is_cut_linked_as_one_set_and_behaves_as_in_process():
         engine = make(big_module(), "big", workers)
         engine.finalize_object()
         engine.run_static_constructors()
-        # partitions: several compiles of one module; in process: one
-        assert (engine.stats().compiles > 1) == (workers > 0)
+        assert engine.stats().compiles == 1  # one module, however many partitions
+        if workers:
+            assert cuts(engine) == (1, 0)
         assert engine.call(f"f{N - 1}", 5) == expected
         total = engine.get_global_value_address("total")
         assert ctypes.c_int64.from_address(total).value == 1000
@@ -92,7 +104,7 @@ def test_a_big_module_is_cut_linked_as_one_set_and_behaves_as_in_process():
 def test_a_small_module_is_not_cut():
     engine = make(big_module(schedule.SPLIT_MIN_FUNCTIONS - 2), "small")
     engine.finalize_object()
-    assert engine.stats().compiles == 1
+    assert engine.stats().compiles == 1 and cuts(engine) == (0, 0)
     engine.close()
 
 
@@ -121,7 +133,7 @@ def test_remove_module_frees_every_partition():
     big = parse_ir(big_module(), "big")
     engine.add_module(big)
     engine.finalize_object()
-    assert engine.stats().compiles > 2
+    assert cuts(engine) == (1, 0)
     linked = engine.stats().linked_sets
     assert engine.call(f"f{N - 1}", 5) == model(5, counter=5)  # no constructor ran
     engine.remove_module(big)
@@ -165,7 +177,7 @@ def test_object_cache_hooks_see_one_object_per_module():
                             lambda module: None)
     engine.finalize_object()
     engine.run_static_constructors()
-    assert list(stored) == ["big"] and engine.stats().compiles == 1
+    assert list(stored) == ["big"] and cuts(engine) == (0, 0)
     assert engine.call(f"f{N - 1}", 5) == model(5)
     engine.close()
     # the stored object stands for the whole module
@@ -295,3 +307,24 @@ def test_schedule_cuts_only_what_shortens_the_batch():
     assert schedule.partition_counts([2_000_000], [1500], 2, splittable=[False]) == [1]
     assert schedule.largest_first([3, 9, 1, 9]) == [1, 3, 0, 2]
     assert schedule.makespan([5, 4, 3, 3, 3], 2) == 10  # largest first, not optimal (9)
+
+
+def test_the_command_line_caches_a_cut_module_and_reuses_its_partitions(tmp_path):
+    program = tmp_path / "big.ll"
+    main = ("define i32 @main() {\n"
+            f"  %r = call i64 @f{N - 1}(i64 5)\n"
+            "  %t = trunc i64 %r to i32\n  %s = and i32 %t, 127\n  ret i32 %s\n}\n")
+    program.write_text(big_module() + main)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, "-m", "execution_engine", "run", str(program), "--stats=json",
+               "--cache-dir", str(tmp_path / "cache"), "--compile-workers", "2"]
+    runs = []
+    for _ in range(2):
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == model(5) & 127, proc.stderr
+        runs.append(json.loads(proc.stderr.strip().splitlines()[-1])["engine"])
+    assert runs[0]["cache_misses"] == 1 and runs[0]["compiles"] == 1
+    assert runs[1]["cache_hits"] == 1 and runs[1]["compiles"] == 0
+    entries = [p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert any(b"EEOBJS" in data for data in entries)  # the partitions' objects, together

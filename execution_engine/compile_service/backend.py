@@ -14,9 +14,10 @@ imported) cannot be reproduced in a worker: its modules compile in process.
 :meth:`WorkerCompiler.submit_all` compiles a batch at the same time on every
 worker: modules go out largest first, and a big module (a unit that allows
 it) is cut into partitions (:mod:`.partition`) where :mod:`.schedule` says
-that shortens the batch. A cut whose partition the worker cannot parse (a
-construct the text splitter misreads) is compiled again whole, and counted
-(``split_fallbacks``). Thread-safety: as the pool's.
+that shortens the batch (counted: ``cut_modules``, ``partitions``). A cut
+whose partition the worker cannot parse (a construct the text splitter
+misreads) is compiled again whole, and counted (``split_fallbacks``).
+Thread-safety: as the pool's.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class WorkerCompiler:
         self.fallback: CompileBackend = fallback if fallback is not None else InProcessCompiler()
         # the shared pool starts its workers in the background now
         self.pool = pool if pool is not None else shared_pool(workers)
-        self.split_fallbacks = 0
+        self.cut_modules = self.partitions = self.split_fallbacks = 0
         self._lock = threading.Lock()
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
@@ -96,6 +97,9 @@ class WorkerCompiler:
                 parts = None
             if parts is not None and len(parts.texts) > 1:
                 n = len(parts.texts)
+                with self._lock:
+                    self.cut_modules += 1
+                    self.partitions += n
                 cost = schedule.piece_cost(len(job.bitcode), n)
                 job.pieces = [
                     _Piece(job, text, _label(f"{label} (partition {i + 1} of {n})",

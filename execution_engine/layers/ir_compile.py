@@ -32,7 +32,13 @@ from typing import Any
 import llvmlite.binding as llvm
 
 from .. import target_spec
-from ..compilers import CompileBackend, CompileUnit, InProcessCompiler, submit_all
+from ..compilers import (
+    CompileBackend,
+    CompileUnit,
+    Finished,
+    InProcessCompiler,
+    submit_all,
+)
 from ..errors import ExecutionEngineError, ObjectCacheWarning
 from ..ir.linkage import shared_prefix
 from ..native import elf, elf_rewrite
@@ -42,7 +48,8 @@ from .redirection import RedirectionLayer
 
 NotifyHook = Callable[[llvm.ModuleRef, bytes], None]
 GetBufferHook = Callable[[llvm.ModuleRef], "bytes | None"]
-# on_compiled(handle, object bytes, seconds): every fresh compile (not cache hits).
+# on_compiled(handle, object bytes, seconds): every module compiled afresh (not
+# cache hits); the bytes of all its partitions' objects when it was cut.
 CompiledHook = Callable[[Handle, bytes, float], None]
 
 
@@ -156,7 +163,8 @@ class IRCompileLayer:
             except ExecutionEngineError as exc:
                 results.append(exc)
                 continue
-            seconds = finished.get(i, time.perf_counter()) - started
+            seconds = (future.seconds if isinstance(future, Finished)  # compiled in turn
+                       else finished.get(i, time.perf_counter()) - started)
             results.append(self._objects(job, objects, seconds))
         return results
 
@@ -170,14 +178,12 @@ class IRCompileLayer:
         if notify is not None and len(objects) == 1:
             source = job.options.source or job.module
             _hook("notify", handle, lambda: notify(source, objects[0]))
-        result = []
-        for i, data in enumerate(objects):
-            name = handle.name if len(objects) == 1 else (
-                f"{handle.name} (partition {i + 1} of {len(objects)})")
-            result.append(elf.ObjectFile(data, machine=self.machine, name=name))
-            if self.on_compiled is not None:
-                self.on_compiled(handle, data, seconds / len(objects))
-        return result
+        if self.on_compiled is not None:  # once per module, however many partitions
+            self.on_compiled(handle, objects[0] if len(objects) == 1 else b"".join(objects),
+                             seconds)
+        return [elf.ObjectFile(data, machine=self.machine, name=handle.name if len(objects) == 1
+                               else f"{handle.name} (partition {i + 1} of {len(objects)})")
+                for i, data in enumerate(objects)]
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
                 *, in_place: bool = False, label: str = "") -> bytes:
