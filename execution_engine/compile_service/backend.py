@@ -64,13 +64,22 @@ class WorkerCompiler:
         """See :class:`~execution_engine.compilers.ConcurrentBackend`."""
         jobs = [_Unit(unit, spec_of(unit.target_machine)) for unit in units]
         remote = [job for job in jobs if job.spec is not None]
-        for job in remote:
-            job.bitcode = bytes(job.unit.module.as_bitcode())
-            if job.unit.prefix is not None and self.workers > 1:
-                job.functions = _count_defined(job.unit.module)
-        counts = schedule.partition_counts(
-            [len(job.bitcode) for job in remote], [job.functions for job in remote],
-            self.workers)
+        splittable = [job.unit.prefix is not None and self.workers > 1 for job in remote]
+        functions = [_count_defined(job.unit.module) if ok else 0
+                     for job, ok in zip(remote, splittable, strict=True)]
+        candidates = schedule.cut_candidates(functions, self.workers, splittable)
+        # Costs compare within a batch: all from bitcode, or (every module may be
+        # cut, so each is printed anyway) all from text.
+        from_text = all(candidates)
+        for job, candidate in zip(remote, candidates, strict=True):
+            if candidate:
+                job.text = str(job.unit.module)
+            if not from_text:
+                job.payload = bytes(job.unit.module.as_bitcode())
+            job.cost = (len(job.text or "") / schedule.TEXT_PER_BITCODE if from_text
+                        else len(job.payload))
+        counts = schedule.partition_counts([job.cost for job in remote], functions,
+                                           self.workers, splittable=candidates)
         pieces: list[_Piece] = []
         for job, count in zip(remote, counts, strict=True):
             pieces += self._pieces(job, count)
@@ -88,11 +97,12 @@ class WorkerCompiler:
         return [job.future for job in jobs]
 
     def _pieces(self, job: _Unit, count: int) -> list[_Piece]:
+        """What is sent for ``job``: ``count`` partitions, or the module whole."""
         module, label = job.unit.module, job.unit.label
         if count > 1:
-            assert job.unit.prefix is not None
+            assert job.unit.prefix is not None and job.text is not None
             try:
-                parts = split(module, count, prefix=job.unit.prefix)
+                parts = split(job.text, count, prefix=job.unit.prefix)
             except ExtractionError:
                 parts = None
             if parts is not None and len(parts.texts) > 1:
@@ -100,14 +110,16 @@ class WorkerCompiler:
                 with self._lock:
                     self.cut_modules += 1
                     self.partitions += n
-                cost = schedule.piece_cost(len(job.bitcode), n)
+                cost = schedule.piece_cost(job.cost, n)
                 job.pieces = [
                     _Piece(job, text, _label(f"{label} (partition {i + 1} of {n})",
-                                             _defined_functions(parts, i, module)),
-                           cost) for i, text in enumerate(parts.texts)]
+                                             *_functions_of(parts, i)), cost)
+                    for i, text in enumerate(parts.texts)]
                 return job.pieces
-        job.pieces = [_Piece(job, job.bitcode, _label(label, _defined_names(module)),
-                             schedule.piece_cost(len(job.bitcode), 1))]
+        if not job.payload:
+            job.payload = job.text or b""
+        job.pieces = [_Piece(job, job.payload, _label(label, _defined_names(module)),
+                             schedule.piece_cost(job.cost, 1))]
         return job.pieces
 
     def _gather(self, job: _Unit) -> Future[Objects]:
@@ -130,8 +142,8 @@ class WorkerCompiler:
             elif len(pieces) > 1 and isinstance(error, InvalidModuleError):
                 with self._lock:
                     self.split_fallbacks += 1
-                whole = self.pool.submit(job.bitcode, job.target, _label(
-                    job.unit.label, _defined_names(job.unit.module)), verify=False)
+                whole = self.pool.submit(job.text or b"", job.target, job.unit.label,
+                                         verify=False)
                 whole.add_done_callback(lambda f: _copy(f, result))
             else:
                 result.set_exception(error)
@@ -146,8 +158,9 @@ class WorkerCompiler:
 class _Unit:
     unit: CompileUnit
     spec: TargetSpec | None
-    bitcode: bytes = b""
-    functions: int = 0
+    payload: str | bytes = b""  # the module's bitcode (or text) when sent whole
+    text: str | None = None  # the module's text when it may be cut
+    cost: float = 0.0
     pieces: list[_Piece] = field(default_factory=list)
     result: Future[Objects] | None = None
 
@@ -194,24 +207,20 @@ def _defined_names(module: llvm.ModuleRef) -> list[str] | None:
     return names
 
 
-def _defined_functions(parts: Split, index: int, module: llvm.ModuleRef) -> list[str]:
-    """The functions partition ``index`` defines, by their names in ``module``."""
-    functions = []
-    for name in parts.defines[index]:
-        name = parts.renamed.get(name, name)
-        try:
-            module.get_function(name)
-        except NameError:
-            continue  # a variable or an alias
-        functions.append(name)
-    return functions
+def _functions_of(parts: Split, index: int) -> tuple[list[str], int]:
+    """The first few functions partition ``index`` defines, by their names in the
+    module, and how many it defines."""
+    names = parts.defines[index][:min(parts.functions[index], _NAMED_FUNCTIONS)]
+    return [parts.renamed.get(name, name) for name in names], parts.functions[index]
 
 
-def _label(label: str, functions: list[str] | None) -> str:
-    """``label`` naming the functions compiled (a few, then how many more)."""
+def _label(label: str, functions: list[str] | None, count: int | None = None) -> str:
+    """``label`` naming the functions compiled: the first few of ``functions``,
+    then how many more of ``count`` (default: as many as listed)."""
     if not functions:
         return label
+    count = len(functions) if count is None else count
     shown = ", ".join(f"'{name}'" for name in functions[:_NAMED_FUNCTIONS])
-    more = len(functions) - _NAMED_FUNCTIONS
-    word = "function" if len(functions) == 1 else "functions"
+    more = count - min(len(functions), _NAMED_FUNCTIONS)
+    word = "function" if count == 1 else "functions"
     return f"{label}, {word} {shown}" + (f" and {more} more" if more > 0 else "")

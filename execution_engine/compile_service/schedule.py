@@ -6,12 +6,16 @@ Pure arithmetic on estimates, so that it can be tested alone:
   writes anyway, to send it): code generation time per bitcode byte varies
   less than 2x across the modules of Lua, brotli and SQLite (3.4-9 ms per KB
   at O2), where function counts vary 100x;
-* a module with at least :data:`SPLIT_MIN_FUNCTIONS` defined functions may
-  be cut into partitions (:func:`~.partition.split`); :func:`partition_counts`
-  cuts only where it shortens the batch's estimated wall time - the time
-  the busiest worker needs when pieces are handed out largest first -
-  counting what a cut costs (the host prints the module, workers parse text
-  instead of bitcode, every partition pays code generation's fixed cost);
+* a module with at least :data:`SPLIT_MIN_FUNCTIONS` defined functions, and
+  a large enough share of the batch's functions (:func:`cut_candidates`), may
+  be cut into partitions (:func:`~.partition.split`), for which it is
+  printed; when every module of a batch may be cut, costs are estimated
+  from the texts instead (:data:`TEXT_PER_BITCODE`: no bitcode is written
+  for a module that is cut). :func:`partition_counts` cuts only where it
+  shortens the batch's estimated wall time - the time the busiest worker
+  needs when pieces are handed out largest first - counting what a cut
+  costs (workers parse text instead of bitcode, every partition declares
+  what the others define and pays code generation's fixed cost);
 * :func:`largest_first` is the order in which pieces go to the pool's one
   queue: each free worker takes the largest piece left (the LPT rule).
 """
@@ -26,8 +30,26 @@ SPLIT_MIN_FUNCTIONS = 16
 # A cut module's pieces cost this much more in all (text instead of bitcode,
 # every partition declares what the others define), and each piece this many
 # bytes-equivalent of fixed cost (one emit_object, ~0.85 ms at O2).
-SPLIT_OVERHEAD = 0.15
-PIECE_COST = 4_000
+SPLIT_OVERHEAD = 0.1
+PIECE_COST = 1_000
+# A module is a candidate for cutting only if it holds at least this share of
+# the batch's functions per worker (Lua's 33 modules: none; SQLite's library:
+# yes); the others are not printed.
+CANDIDATE_SHARE = 0.5
+# Printed IR is about this many times its bitcode's size (Lua 6.7, SQLite 7.3,
+# brotli's encoder 8.1; generated modules 1.6-2.9): only for the absolute
+# threshold of a batch whose every module may be cut.
+TEXT_PER_BITCODE = 7.0
+
+
+def cut_candidates(functions: Sequence[int], workers: int,
+                   splittable: Sequence[bool]) -> list[bool]:
+    """Which modules may be cut: splittable, at least :data:`SPLIT_MIN_FUNCTIONS`
+    functions, and at least ``CANDIDATE_SHARE / workers`` of the batch's."""
+    total = sum(functions)
+    return [workers > 1 and ok and n >= SPLIT_MIN_FUNCTIONS
+            and n * workers >= CANDIDATE_SHARE * total
+            for n, ok in zip(functions, splittable, strict=True)]
 
 
 def partition_counts(costs: Sequence[float], functions: Sequence[int], workers: int, *,
