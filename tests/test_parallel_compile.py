@@ -328,3 +328,26 @@ def test_the_command_line_caches_a_cut_module_and_reuses_its_partitions(tmp_path
     assert runs[1]["cache_hits"] == 1 and runs[1]["compiles"] == 0
     entries = [p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file()]
     assert any(b"EEOBJS" in data for data in entries)  # the partitions' objects, together
+
+
+def test_the_command_line_compiles_in_workers_by_default_for_mcjit(monkeypatch):
+    from execution_engine.cli import main as cli
+
+    monkeypatch.delenv("EXECUTION_ENGINE_COMPILE_WORKERS", raising=False)
+    opts = cli._parser().parse_args(["run", "x.ll"])  # noqa: SLF001
+    assert cli.compile_workers(opts) == "auto"
+    opts = cli._parser().parse_args(["run", "x.ll", "--jit-kind", "orc-lazy"])  # noqa: SLF001
+    assert cli.compile_workers(opts) == 0
+    monkeypatch.setenv("EXECUTION_ENGINE_COMPILE_WORKERS", "1")
+    assert cli.compile_workers(opts) == "1"
+    opts = cli._parser().parse_args(["run", "x.ll", "--compile-workers", "0"])  # noqa: SLF001
+    assert cli.compile_workers(opts) == "0"
+
+
+def test_the_command_line_refuses_a_bad_worker_count(tmp_path):
+    program = tmp_path / "p.ll"
+    program.write_text("define i32 @main() {\n  ret i32 0\n}\n")
+    proc = subprocess.run([sys.executable, "-m", "execution_engine", "run", str(program),
+                           "--compile-workers", "many"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1 and "'many'" in proc.stderr and "Traceback" not in proc.stderr

@@ -30,7 +30,7 @@ import llvmlite.binding as llvm
 from .. import ExecutionEngineError, __version__, create_mcjit_compiler
 from ..cache.cli import add_cache_parser, resolve_cache_dir, run_cache_command
 from ..cache.layer import flush_shared_stores
-from ..compile_service.pool import start_workers
+from ..compile_service.pool import resolve_worker_count, start_workers
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
@@ -40,8 +40,11 @@ from .watch import Watcher
 
 _PROG = "execution-engine"
 # The command line's compile workers unless told (--compile-workers, or the
-# environment): see docs/benchmarks.md, "Parallel eager compilation".
-DEFAULT_COMPILE_WORKERS: int | str = 0
+# environment), per JIT kind. mcjit: one per core (docs/benchmarks.md, "Real
+# programs with compile workers": Lua, brotli and SQLite cold in 0.59-0.63x
+# the in-process wall time on 2 idle cores). orc-lazy: in process (a lazy
+# function's compile waits for the round trip to a worker: lua-fib 1.13-1.25x).
+DEFAULT_COMPILE_WORKERS: dict[str, int | str] = {"mcjit": "auto", "orc-lazy": 0}
 _DESCRIPTION = ("Run an LLVM IR (.ll) or bitcode (.bc) program on a layered JIT, as lli "
                 "does. See 'run --help'.")
 
@@ -71,8 +74,8 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--compile-workers", dict(metavar="N", default=None,
                                help="compile in N worker processes ('auto': one per core; "
                                     "0: in process; default: "
-                                    "$EXECUTION_ENGINE_COMPILE_WORKERS, else "
-                                    f"{DEFAULT_COMPILE_WORKERS!r})")),
+                                    "$EXECUTION_ENGINE_COMPILE_WORKERS, else 'auto' for "
+                                    "--jit-kind mcjit and 0 for orc-lazy)")),
     ("--no-cache", dict(action="store_true",
                         help="compile everything (no persistent object cache)")),
     ("--cache-dir", dict(metavar="DIR", default=None,
@@ -166,16 +169,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def compile_workers(opts: argparse.Namespace) -> int | str:
     """The workers this run compiles in: ``--compile-workers``, else the
-    environment's, else :data:`DEFAULT_COMPILE_WORKERS`."""
+    environment's, else :data:`DEFAULT_COMPILE_WORKERS` for the JIT kind."""
     if opts.compile_workers is not None:
         return str(opts.compile_workers)
-    return os.environ.get(WORKERS_ENV, "").strip() or DEFAULT_COMPILE_WORKERS
+    return (os.environ.get(WORKERS_ENV, "").strip()
+            or DEFAULT_COMPILE_WORKERS[opts.jit_kind])
 
 
 def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     workers = compile_workers(opts)
     try:
-        start_workers(workers)  # they start while the program is parsed
+        # Without the cache every module is compiled: the workers start now, while
+        # the program is parsed. With it, on the first miss (a warm run needs none).
+        count = resolve_worker_count(workers)
+        if opts.no_cache:
+            start_workers(count)
     except ValueError as exc:
         raise ProgramError(str(exc)) from None
     llvm.initialize_native_target()

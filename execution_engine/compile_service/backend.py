@@ -44,13 +44,21 @@ class WorkerCompiler:
     """Compiles in the shared pool's worker processes (see the module docstring)."""
 
     def __init__(self, workers: int, fallback: CompileBackend | None = None,
-                 pool: CompilePool | None = None):
+                 pool: CompilePool | None = None, *, start: bool = True):
+        """``pool``: default the process's shared pool, whose workers start in the
+        background now, or (``start=False``: behind a cache, whose hits need no
+        worker) on the first compile."""
         self.workers = workers
         self.fallback: CompileBackend = fallback if fallback is not None else InProcessCompiler()
-        # the shared pool starts its workers in the background now
-        self.pool = pool if pool is not None else shared_pool(workers)
+        self._pool = pool if pool is not None or not start else shared_pool(workers)
         self.cut_modules = self.partitions = self.split_fallbacks = 0
         self._lock = threading.Lock()
+
+    @property
+    def pool(self) -> CompilePool:
+        if self._pool is None:
+            self._pool = shared_pool(self.workers)
+        return self._pool
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                 label: str) -> bytes:
