@@ -6,6 +6,7 @@ the results behave as in-process compilation."""
 from __future__ import annotations
 
 import ctypes
+import importlib
 import json
 import os
 import signal
@@ -331,7 +332,7 @@ def test_the_command_line_caches_a_cut_module_and_reuses_its_partitions(tmp_path
 
 
 def test_the_command_line_compiles_in_workers_by_default_for_mcjit(monkeypatch):
-    from execution_engine.cli import main as cli
+    cli = importlib.import_module("execution_engine.cli.main")
 
     monkeypatch.delenv("EXECUTION_ENGINE_COMPILE_WORKERS", raising=False)
     opts = cli._parser().parse_args(["run", "x.ll"])  # noqa: SLF001
