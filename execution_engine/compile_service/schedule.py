@@ -25,8 +25,15 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-# Modules with fewer defined functions are never cut. MEASUREMENT-PENDING
-SPLIT_MIN_FUNCTIONS = 16
+# Modules with fewer defined functions are never cut. Measured with
+# `python -m benchmarks.parallel_eager --threshold` (generated modules of about
+# 40 instructions per function, opt 2, 2 workers, one finalization through the
+# engine, wall time, medians): cut / whole in one worker was 1.27 at N = 8,
+# 1.06 at 16, 1.18 at 32, 0.78 at 64, 0.63 at 128 and 0.71 at 256 with the
+# other sessions' load at 0.6; with one core busy elsewhere (load 1.5) cutting
+# did not pay up to N = 96 (1.06-1.16). A cut costs ~3 ms (print, split, text
+# parsing) before any parallelism.
+SPLIT_MIN_FUNCTIONS = 64
 # A cut module's pieces cost this much more in all (text instead of bitcode,
 # every partition declares what the others define), and each piece this many
 # bytes-equivalent of fixed cost (one emit_object, ~0.85 ms at O2).
