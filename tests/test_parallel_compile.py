@@ -266,6 +266,47 @@ def test_auto_is_the_usable_cores_and_engines_share_one_pool():
     b.close()
 
 
+_EXIT_SCRIPT = """
+import ctypes, sys, time
+import llvmlite.binding as llvm
+from execution_engine import create_mcjit_compiler
+from execution_engine.compile_service import shared_pool
+llvm.initialize_native_target(); llvm.initialize_native_asmprinter()
+module = llvm.parse_assembly("define i64 @f() {\\n  ret i64 3\\n}\\n")
+tm = llvm.Target.from_default_triple().create_target_machine(jit=True)
+engine = create_mcjit_compiler(module, tm, compile_workers=2)
+assert engine.call("f") == 3
+while len(shared_pool(2).stats()) < 2:
+    time.sleep(0.02)
+pids = sorted(s.pid for s in shared_pool(2).stats())
+other = create_mcjit_compiler(llvm.parse_assembly(""), llvm.Target.from_default_triple()
+                              .create_target_machine(jit=True), compile_workers=2)
+assert sorted(s.pid for s in shared_pool(2).stats()) == pids  # started once per process
+print(" ".join(map(str, pids)), flush=True)
+ctypes.CDLL(None).exit(0)  # as the command line leaves: no Python exit handlers
+"""
+
+
+def test_workers_start_once_and_end_with_a_host_that_leaves_through_c_exit():
+    proc = subprocess.run([sys.executable, "-c", _EXIT_SCRIPT], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
 def test_the_host_does_not_wait_for_a_worker_that_died():
     engine = make("define i64 @ok() {\n  ret i64 1\n}\n", "ok", 1)
     engine.finalize_object()
