@@ -103,9 +103,15 @@ def _with_stats(argv: list[str], extra: list[str]) -> list[str]:
     return argv[:split] + extra + argv[split:]
 
 
+Commands = Callable[[rp.Build, rp.Case, "str | None"], "dict[str, list[str] | None]"]
+
+
 def measure(cases: list[tuple[rp.Case, rp.Build]], lli: str | None, reps: int,
-            log: Callable[[str], None]) -> dict[str, dict[str, Measurement]]:
-    results = {case.id: {r: Measurement() for r in RUNNERS} for case, _ in cases}
+            log: Callable[[str], None], runners: tuple[str, ...] = RUNNERS,
+            runner_commands: Commands = commands) -> dict[str, dict[str, Measurement]]:
+    """Every runner of ``runner_commands`` (default: :func:`commands`) on every
+    case, interleaved, ``reps`` times."""
+    results = {case.id: {r: Measurement() for r in runners} for case, _ in cases}
     references: dict[str, subprocess.CompletedProcess[bytes]] = {}
     for case, built in cases:
         reference = rp.run(built.native_command(case.args), case, built)
@@ -113,15 +119,16 @@ def measure(cases: list[tuple[rp.Case, rp.Build]], lli: str | None, reps: int,
         if problem is not None:
             raise SystemExit(f"{case.id}: {problem}")
         references[case.id] = reference
-        warm = commands(built, case, lli)["engine mcjit warm"]
-        assert warm is not None
-        timed(warm, case, built)  # fills the cache the warm runner reads
+        warm = runner_commands(built, case, lli).get("engine mcjit warm")
+        if warm is not None:
+            timed(warm, case, built)  # fills the cache the warm runner reads
         if lli is None:
             for runner in ("lli", "lli orc-lazy"):
-                results[case.id][runner].error = "no lli found"
+                if runner in results[case.id]:
+                    results[case.id][runner].error = "no lli found"
     for rep in range(reps):
         for case, built in cases:
-            for runner, argv in commands(built, case, lli).items():
+            for runner, argv in runner_commands(built, case, lli).items():
                 m = results[case.id][runner]
                 if argv is None or m.error is not None:
                     continue
@@ -143,7 +150,7 @@ def measure(cases: list[tuple[rp.Case, rp.Build]], lli: str | None, reps: int,
                 m.cpus.append(cpu)
             log(f"  rep {rep + 1}/{reps} {case.id}: " + ", ".join(
                 f"{r} {_s(results[case.id][r].walls[-1] if results[case.id][r].walls else None)}"
-                for r in RUNNERS if results[case.id][r].error is None))
+                for r in runners if results[case.id][r].error is None))
     return results
 
 

@@ -77,7 +77,9 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
                                    policy=options.redirection, reclaimer=reclaimer)
     compiler = options.compiler
     if options.compile_workers:
-        compiler = WorkerCompiler(options.compile_workers, fallback=compiler)
+        # behind a cache the workers start on the first miss (a warm run needs none)
+        compiler = WorkerCompiler(options.compile_workers, fallback=compiler,
+                                  start=options.cache_dir is None)
     if options.cache_dir is not None:
         compiler = CachingBackend(compiler, shared_store(options.cache_dir), describe_target)
     compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,

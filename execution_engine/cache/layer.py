@@ -10,17 +10,25 @@ compile step would give.
 :class:`CachingCompiler` wraps a plain ``compile(module) -> bytes``;
 :class:`CachingBackend` is the same thing shaped as a
 :class:`~execution_engine.compilers.CompileBackend`, wrapping another one.
+
+A module the backend cut into partitions (:func:`~..compilers.submit_all`)
+gives several objects whose promoted locals carry the unit's prefix: they
+are stored together, under a key that includes the prefix, and used only
+by a unit with the same IR and prefix (the command line adds the same
+modules in the same order, so its prefixes repeat from run to run).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 
 import llvmlite.binding as llvm
 
-from ..compilers import CompileBackend
+from ..compilers import CompileBackend, CompileUnit, Objects, done, submit_all
 from ..target_spec import spec_of
 from .keys import module_ir, object_key
 from .stats import CacheStats
@@ -112,9 +120,94 @@ class CachingBackend:
         self.store.put(key, data)
         return data
 
+    def submit_all(self, units: Sequence[CompileUnit]) -> list[Future[Objects]]:
+        """Hits at once; the misses passed on together to the inner backend
+        (:func:`~..compilers.submit_all`) and stored as they finish."""
+        results: list[Future[Objects] | None] = [None] * len(units)
+        misses: list[tuple[int, str | None, str | None]] = []
+        for i, unit in enumerate(units):
+            target = self.describe(unit.target_machine) if self.store is not None else None
+            if target is None or self.store is None:
+                misses.append((i, None, None))
+                continue
+            ir = module_ir(unit.module)
+            key = object_key(ir, target, extra=self.extra)
+            data = self.store.get(key)
+            objects = None if data is None else [data]
+            cut_key = None
+            if objects is None and unit.prefix is not None:
+                cut_key = object_key(ir, target, extra=f"{self.extra}\0cut, prefix {unit.prefix}")
+                packed = self.store.get(cut_key)
+                objects = None if packed is None else _unpack(packed)
+            if objects is not None:
+                self.hits += 1
+                results[i] = done(lambda objects=objects: objects)  # type: ignore[misc]
+            else:
+                self.misses += 1
+                misses.append((i, key, cut_key))
+        futures = submit_all(self.inner, [units[i] for i, _, _ in misses])
+        for (i, whole_key, cut), future in zip(misses, futures, strict=True):
+            if whole_key is not None:
+                # a future that finishes once the objects are stored (a compile that
+                # finished already, in process, is stored now and kept as it is)
+                stored: Future[Objects] = future if future.done() else Future()
+                future.add_done_callback(self._storer(whole_key, cut, stored))
+                future = stored
+            results[i] = future
+        return [f for f in results if f is not None]
+
+    def _storer(self, key: str, cut_key: str | None,
+                stored: Future[Objects]) -> Callable[[Future[Objects]], None]:
+        """A callback that stores a finished compile's objects, then hands the
+        outcome on to ``stored`` (it runs in whichever thread finished it)."""
+
+        def store(future: Future[Objects]) -> None:
+            error = future.exception()
+            if error is None:
+                objects = future.result()
+                if self.store is not None and len(objects) == 1:
+                    self.store.put(key, bytes(objects[0]))
+                elif self.store is not None and cut_key is not None:
+                    self.store.put(cut_key, _pack(objects))
+            if stored is future:
+                return
+            if error is not None:
+                stored.set_exception(error)
+            else:
+                stored.set_result(objects)
+
+        return store
+
     def stats(self) -> CacheStats:
         """The store's counters (all zero without a store)."""
         return self.store.stats() if self.store is not None else CacheStats()
+
+
+_PACKED = b"EEOBJS\x00\x01"
+
+
+def _pack(objects: Objects) -> bytes:
+    """Several objects as one stored payload: magic, count, lengths, bytes."""
+    head = _PACKED + struct.pack(f">I{len(objects)}Q", len(objects), *map(len, objects))
+    return head + b"".join(objects)
+
+
+def _unpack(payload: bytes) -> Objects | None:
+    """The objects of a :func:`_pack` payload (None if it is not one)."""
+    if not payload.startswith(_PACKED) or len(payload) < len(_PACKED) + 4:
+        return None
+    (count,) = struct.unpack_from(">I", payload, len(_PACKED))
+    start = len(_PACKED) + 4 + 8 * count
+    if count < 2 or len(payload) < start:
+        return None
+    lengths = struct.unpack_from(f">{count}Q", payload, len(_PACKED) + 4)
+    if start + sum(lengths) != len(payload):
+        return None
+    objects = []
+    for length in lengths:
+        objects.append(payload[start:start + length])
+        start += length
+    return objects
 
 
 _stores: dict[str, ObjectStore] = {}

@@ -30,13 +30,21 @@ import llvmlite.binding as llvm
 from .. import ExecutionEngineError, __version__, create_mcjit_compiler
 from ..cache.cli import add_cache_parser, resolve_cache_dir, run_cache_command
 from ..cache.layer import flush_shared_stores
+from ..compile_service.pool import resolve_worker_count, start_workers
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
+from ..options import WORKERS_ENV
 from .program import load_module
 from .watch import Watcher
 
 _PROG = "execution-engine"
+# The command line's compile workers unless told (--compile-workers, or the
+# environment), per JIT kind. mcjit: one per core (docs/benchmarks.md, "Real
+# programs with compile workers": Lua, brotli and SQLite cold in 0.59-0.63x
+# the in-process wall time on 2 idle cores). orc-lazy: in process (a lazy
+# function's compile waits for the round trip to a worker: lua-fib 1.13-1.25x).
+DEFAULT_COMPILE_WORKERS: dict[str, int | str] = {"mcjit": "auto", "orc-lazy": 0}
 _DESCRIPTION = ("Run an LLVM IR (.ll) or bitcode (.bc) program on a layered JIT, as lli "
                 "does. See 'run --help'.")
 
@@ -65,8 +73,9 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
                         help="write /tmp/perf-<pid>.map so that perf names JIT'd functions")),
     ("--compile-workers", dict(metavar="N", default=None,
                                help="compile in N worker processes ('auto': one per core; "
-                                    "default: $EXECUTION_ENGINE_COMPILE_WORKERS, else 0, "
-                                    "in process)")),
+                                    "0: in process; default: "
+                                    "$EXECUTION_ENGINE_COMPILE_WORKERS, else 'auto' for "
+                                    "--jit-kind mcjit and 0 for orc-lazy)")),
     ("--no-cache", dict(action="store_true",
                         help="compile everything (no persistent object cache)")),
     ("--cache-dir", dict(metavar="DIR", default=None,
@@ -158,7 +167,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc))
 
 
+def compile_workers(opts: argparse.Namespace) -> int | str:
+    """The workers this run compiles in: ``--compile-workers``, else the
+    environment's, else :data:`DEFAULT_COMPILE_WORKERS` for the JIT kind."""
+    if opts.compile_workers is not None:
+        return str(opts.compile_workers)
+    return (os.environ.get(WORKERS_ENV, "").strip()
+            or DEFAULT_COMPILE_WORKERS[opts.jit_kind])
+
+
 def run_program(opts: argparse.Namespace, args: list[str]) -> int:
+    workers = compile_workers(opts)
+    try:
+        # Without the cache every module is compiled: the workers start now, while
+        # the program is parsed. With it, on the first miss (a warm run needs none).
+        count = resolve_worker_count(workers)
+        if opts.no_cache:
+            start_workers(count)
+    except ValueError as exc:
+        raise ProgramError(str(exc)) from None
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     llvm.initialize_native_asmparser()
@@ -188,8 +215,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    cache_dir=None if opts.no_cache else os.fspath(
                                        resolve_cache_dir(opts.cache_dir)),
                                    **({"perf_map": True} if opts.perf_map else {}),
-                                   **({"compile_workers": opts.compile_workers}
-                                      if opts.compile_workers is not None else {}),
+                                   compile_workers=workers,
                                    **({"jitdump": True} if opts.jitdump else {}))
     for library in c_runtime_libraries(modules):
         engine.load_library(library)

@@ -14,7 +14,7 @@ raises :class:`~execution_engine.errors.CompileError` with LLVM's message.
 """
 
 from .partition import Split, split, split_module
-from .pool import CompilePool, resolve_worker_count, shared_pool
+from .pool import CompilePool, resolve_worker_count, shared_pool, start_workers
 
 __all__ = ["CompilePool", "Split", "resolve_worker_count", "shared_pool", "split",
-           "split_module"]
+           "split_module", "start_workers"]

@@ -70,12 +70,14 @@ _DECL_ATTRS = re.compile(r"^(?:dso_local|hidden|protected|thread_local(?:\(\w+\)
 @dataclass
 class Split:
     """``texts[i]`` is partition i's module text; ``defines[i]`` the names it
-    defines (after renaming); ``renamed`` maps each promoted local's new name to
-    its name in the module (``"N"`` for ``@N``)."""
+    defines (after renaming), its functions first, ``functions[i]`` of them;
+    ``renamed`` maps each promoted local's new name to its name in the module
+    (``"N"`` for ``@N``)."""
 
     texts: list[str]
     defines: list[list[str]] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)
+    functions: list[int] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -316,6 +318,7 @@ class _Parsed:
         for f in self.functions:
             own[f.part].append(self._definition(f))
             defines[f.part].append(f.name)
+        functions = [len(names) for names in defines]
         declarations = [self._declaration(f) for f in self.functions]
         variable_defs, variable_decls = [], []
         for g in self.globals:
@@ -341,7 +344,7 @@ class _Parsed:
                     *(variable_defs if i == 0 else variable_decls), *aliases,
                     *own[i], *others, *self.declares, *self.tail]
             texts.append("\n".join(body) + "\n")
-        return Split(texts, defines, renamed)
+        return Split(texts, defines, renamed, functions)
 
     def _definition(self, f: _Function) -> str:
         if f.name not in self.promoted:

@@ -316,6 +316,17 @@ def shared_pool(workers: int | str | None = "auto") -> CompilePool:
         return _shared
 
 
+def start_workers(setting: int | str | None = None) -> int:
+    """Start the shared pool's workers now, in the background, if ``setting``
+    (as :func:`resolve_worker_count` reads it) asks for any: for a caller that
+    knows it will compile soon (the command line, before it parses the
+    program). Returns the number of workers asked for (0: none started)."""
+    count = resolve_worker_count(setting)
+    if count:
+        shared_pool(count)
+    return count
+
+
 def _close_all() -> None:
     for pool in list(_open_pools):
         pool.close()

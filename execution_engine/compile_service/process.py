@@ -1,6 +1,6 @@
 """One compile worker process, seen from the host: start, one request at a time, death.
 
-:class:`WorkerProcess` starts ``python -m execution_engine.compile_service.worker``
+:class:`WorkerProcess` starts the worker module (:mod:`.worker`) in a new interpreter
 with one end of a socket pair and its stderr in an unlinked temporary file
 (opened for appending, so the host can truncate it between requests), waits
 for the worker's greeting, and then exchanges one compile request at a time.
@@ -43,7 +43,23 @@ from ..executors.remote.protocol import (
 
 _HELLO_TIMEOUT = 60.0
 _MESSAGE_LIMIT = 8000
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_PACKAGE_PARENT = str(_PACKAGE_DIR.parent)
+# How a worker starts: ``python -c BOOTSTRAP FD``. The package's and the compile
+# service's ``__init__`` modules import the whole engine (0.34 s of start-up
+# measured, against 0.11 s for what a worker uses); the bootstrap registers
+# both packages as bare namespaces of this very directory first, so the worker
+# imports only its own modules (errors, protocol, optimiser, target specs).
+BOOTSTRAP = (
+    "import sys, types\n"
+    "for name, path in (({!r}, {!r}), ({!r}, {!r})):\n"
+    "    package = types.ModuleType(name)\n"
+    "    package.__path__ = [path]\n"
+    "    sys.modules[name] = package\n"
+    "from execution_engine.compile_service.worker import main\n"
+    "sys.exit(main(['worker', *sys.argv[1:]]))\n"
+).format("execution_engine", str(_PACKAGE_DIR), "execution_engine.compile_service",
+     str(_PACKAGE_DIR / "compile_service"))
 
 
 @dataclass(frozen=True)
@@ -94,8 +110,7 @@ class WorkerProcess:
         started = time.perf_counter()
         try:
             self.process = subprocess.Popen(
-                [python, "-m", "execution_engine.compile_service.worker",
-                 str(child_end.fileno())],
+                [python, "-c", BOOTSTRAP, str(child_end.fileno())],
                 pass_fds=[child_end.fileno()], stdin=subprocess.DEVNULL, stderr=fd,
                 close_fds=True, env=env)
         except BaseException:

@@ -1,7 +1,8 @@
 """The compile worker process: IR in, relocatable object bytes out.
 
 Started by :class:`~execution_engine.compile_service.pool.CompilePool` as
-``python -m execution_engine.compile_service.worker FD`` with one end of a
+``python -m execution_engine.compile_service.worker FD`` (or through
+:data:`.process.BOOTSTRAP`, which skips the package's imports) with one end of a
 socket pair as file descriptor FD, and its stderr redirected to a file the
 host reads (that is where LLVM writes its fatal errors). It speaks the framed
 protocol of :mod:`execution_engine.executors.remote.protocol` and serves one request at

@@ -26,13 +26,21 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import llvmlite.binding as llvm
 
 from .. import target_spec
-from ..compilers import CompileBackend, InProcessCompiler
+from ..compilers import (
+    CompileBackend,
+    CompileUnit,
+    Finished,
+    InProcessCompiler,
+    submit_all,
+)
 from ..errors import ExecutionEngineError, ObjectCacheWarning
+from ..ir.linkage import shared_prefix
 from ..native import elf, elf_rewrite
 from ..policies import RedirectionPolicy
 from ..target_spec import machine_of
@@ -41,7 +49,8 @@ from .redirection import RedirectionLayer
 
 NotifyHook = Callable[[llvm.ModuleRef, bytes], None]
 GetBufferHook = Callable[[llvm.ModuleRef], "bytes | None"]
-# on_compiled(handle, object bytes, seconds): every fresh compile (not cache hits).
+# on_compiled(handle, object bytes, seconds): every module compiled afresh (not
+# cache hits); the bytes of all its partitions' objects when it was cut.
 CompiledHook = Callable[[Handle, bytes, float], None]
 
 
@@ -81,6 +90,9 @@ class IRCompileLayer:
         """Compile the given queued modules (all if ``None``) and link them, with
         whatever is queued below for the same handles, as one batch.
 
+        The modules are compiled together (:func:`~..compilers.submit_all`: at
+        the same time, when the backend can); a module the backend cuts into
+        partitions gives several objects, linked as one set.
         A module that fails to compile stays queued; the first error is
         raised after the others have been linked.
         """
@@ -88,15 +100,27 @@ class IRCompileLayer:
             chosen = list(self._pending) if handles is None else [
                 h for h in handles if h in self._pending]
             errors: list[ExecutionEngineError] = []
+            jobs: list[_Job] = []
             for handle in chosen:
                 module, options = self._pending[handle]
                 try:
-                    obj = self._object(handle, module, options)
-                except ExecutionEngineError as exc:
+                    cached = self._cached_object(handle, module, options)
+                except ExecutionEngineError as exc:  # a bad object from the hook
                     errors.append(exc)
                     continue
-                del self._pending[handle]
-                self.base.add(handle, obj, options, direct=self._direct(module, obj))
+                if cached is not None:
+                    del self._pending[handle]
+                    self.base.add(handle, cached, options,
+                                  direct=self._direct(module, [cached])[0])
+                else:
+                    jobs.append(_Job(handle, module, options))
+            for job, objects in zip(jobs, self._compile_jobs(jobs), strict=True):
+                if isinstance(objects, ExecutionEngineError):
+                    errors.append(objects)
+                    continue
+                del self._pending[job.handle]
+                for obj, direct in zip(objects, self._direct(job.module, objects), strict=True):
+                    self.base.add(job.handle, obj, job.options, direct=direct)
             try:
                 self.base.emit(None if handles is None else list(handles))
             except ExecutionEngineError as exc:
@@ -104,32 +128,84 @@ class IRCompileLayer:
             if errors:
                 raise errors[0]
 
-    def _object(self, handle: Handle, module: llvm.ModuleRef,
-                options: AddOptions) -> elf.ObjectFile:
-        source = options.source or module
+    def _cached_object(self, handle: Handle, module: llvm.ModuleRef,
+                       options: AddOptions) -> elf.ObjectFile | None:
+        """The object the user's ``getbuffer`` hook returns for ``handle``, if any."""
         getbuffer = self.getbuffer
-        data = None if getbuffer is None else _hook("getbuffer", handle,
-                                                     lambda: getbuffer(source))
-        if data is not None:
-            return elf.ObjectFile(bytes(data), machine=self.machine,
-                                  name=f"cached object for {handle.name}")
-        started = time.perf_counter()
-        data = self.compile(module, options.target_machine, in_place=options.in_place,
-                            label=handle.name)
-        obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
-        notify = self.notify
-        if notify is not None:
-            _hook("notify", handle, lambda: notify(source, data))
-        if self.on_compiled is not None:
-            self.on_compiled(handle, data, time.perf_counter() - started)
-        return obj
+        if getbuffer is None:
+            return None
+        source = options.source or module
+        data = _hook("getbuffer", handle, lambda: getbuffer(source))
+        if data is None:
+            return None
+        return elf.ObjectFile(bytes(data), machine=self.machine,
+                              name=f"cached object for {handle.name}")
 
-    def _direct(self, module: llvm.ModuleRef, obj: elf.ObjectFile) -> frozenset[str]:
-        """The functions ``obj`` (compiled from ``module``) may call directly."""
+    def _compile_jobs(self, jobs: list[_Job]) -> list[list[elf.ObjectFile] | ExecutionEngineError]:
+        """Each job's objects (or its error), the jobs compiled together."""
+        if not jobs:
+            return []
+        # The user's object-cache hooks see one object per module: no partitions then.
+        splittable = self.notify is None and self.getbuffer is None
+        units = []
+        try:
+            for job in jobs:
+                units.append(CompileUnit(
+                    job.prepare(self), job.options.target_machine or self.target_machine,
+                    job.handle.name, shared_prefix(job.handle.id) if splittable else None))
+            started = time.perf_counter()
+            futures = submit_all(self.compiler, units)
+        finally:
+            for job in jobs:  # every module has been read: clones go, linkage comes back
+                job.release()
+        finished: dict[int, float] = {}
+        for i, future in enumerate(futures):
+            future.add_done_callback(
+                lambda _, i=i: finished.setdefault(i, time.perf_counter()))  # type: ignore[misc]
+        results: list[list[elf.ObjectFile] | ExecutionEngineError] = []
+        for i, (job, future) in enumerate(zip(jobs, futures, strict=True)):
+            try:
+                objects = future.result()
+            except ExecutionEngineError as exc:
+                results.append(exc)
+                continue
+            seconds = (future.seconds if isinstance(future, Finished)  # compiled in turn
+                       else finished.get(i, time.perf_counter()) - started)
+            results.append(self._objects(job, objects, seconds))
+        return results
+
+    def _objects(self, job: _Job, objects: list[bytes], seconds: float) -> list[elf.ObjectFile]:
+        """A job's compiled objects as the layer below takes them (hooks notified)."""
+        handle = job.handle
+        if job.weakened:
+            objects = [elf_rewrite.rewrite(elf.ObjectFile(data, machine=self.machine),
+                                           globalize=job.weakened) for data in objects]
+        notify = self.notify
+        if notify is not None and len(objects) == 1:
+            source = job.options.source or job.module
+            _hook("notify", handle, lambda: notify(source, objects[0]))
+        if self.on_compiled is not None:  # once per module, however many partitions
+            self.on_compiled(handle, objects[0] if len(objects) == 1 else b"".join(objects),
+                             seconds)
+        return [elf.ObjectFile(data, machine=self.machine, name=handle.name if len(objects) == 1
+                               else f"{handle.name} (partition {i + 1} of {len(objects)})")
+                for i, data in enumerate(objects)]
+
+    def _direct(self, module: llvm.ModuleRef,
+                objects: list[elf.ObjectFile]) -> list[frozenset[str]]:
+        """For each of ``objects`` (compiled from ``module``, maybe as
+        partitions), the functions it may call directly."""
         policy = self.policy
         if policy is None or not policy.direct_calls:
-            return frozenset()
-        return policy.direct_callees(lambda: module, obj.called_definitions())
+            return [frozenset()] * len(objects)
+        text: list[str] = []
+
+        def module_text() -> str:  # printed once, and only if some object needs it
+            if not text:
+                text.append(str(module))
+            return text[0]
+
+        return [policy.direct_callees(module_text, obj.called_definitions()) for obj in objects]
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
                 *, in_place: bool = False, label: str = "") -> bytes:
@@ -137,12 +213,7 @@ class IRCompileLayer:
         (code generation's rewrites are then visible in ``module``, as after
         MCJIT's finalization; linkage the engine changed for PIC is restored)."""
         target = module if in_place else module.clone()
-        weakened = []
-        if self._interposable is not False and _defines_several_functions(target):
-            if self._interposable is None:
-                self._interposable = target_spec.traits(self.target_machine).pic
-            if self._interposable:
-                weakened = _make_interposable(target)
+        weakened = self._weaken(target)
         try:
             data = self.compiler.compile(target, target_machine or self.target_machine,
                                          label=label or repr(module.name))
@@ -155,6 +226,15 @@ class IRCompileLayer:
                 target.close()
             elif weakened:
                 _restore_external(module, weakened)
+
+    def _weaken(self, target: llvm.ModuleRef) -> list[str]:
+        """For PIC machines: ``target``'s external definitions made interposable
+        (their names returned), so that calls between them stay redirectable."""
+        if self._interposable is False or not _defines_several_functions(target):
+            return []
+        if self._interposable is None:
+            self._interposable = target_spec.traits(self.target_machine).pic
+        return _make_interposable(target) if self._interposable else []
 
     def is_pending(self, handle: Handle) -> bool:
         return handle in self._pending or self.base.is_pending(handle)
@@ -173,6 +253,32 @@ class IRCompileLayer:
 
     def find_symbol_in(self, handle: Handle, name: str) -> int | None:
         return self.base.find_symbol_in(handle, name)
+
+
+@dataclass(eq=False)
+class _Job:
+    """A queued module on its way through one :meth:`IRCompileLayer.emit`:
+    ``target`` is what is compiled (the module itself when in place, else a
+    clone), ``weakened`` the names made interposable for PIC."""
+
+    handle: Handle
+    module: llvm.ModuleRef
+    options: AddOptions
+    target: llvm.ModuleRef | None = None
+    weakened: list[str] = field(default_factory=list)
+
+    def prepare(self, layer: IRCompileLayer) -> llvm.ModuleRef:
+        target = self.target = self.module if self.options.in_place else self.module.clone()
+        self.weakened = layer._weaken(target)
+        return target
+
+    def release(self) -> None:
+        """After the compile has read ``target``: close a clone, restore linkage."""
+        if self.target is not None and self.target is not self.module:
+            self.target.close()
+        elif self.weakened:
+            _restore_external(self.module, self.weakened)
+        self.target = None
 
 
 def _hook(name: str, handle: Handle, call: Callable[[], Any]) -> Any:

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import LinkError, UnresolvedSymbolError
+from ..ir.linkage import shared_prefix
 from ..linking import structors
 from ..linking.link_plan import LinkPlanner, ObjectUnit, Plan, dependencies, link_order
 from ..linking.reclaim import Reclaimer
@@ -459,12 +460,16 @@ class RedirectionLayer:
             self.observer.freed(resource)
 
     def local_address(self, handle: Handle, name: str) -> int | None:
-        """Run-time address of symbol ``name`` (local ones included) in ``handle``'s objects."""
+        """Run-time address of symbol ``name`` (local ones included) in ``handle``'s
+        objects; a local the compile service promoted (the module was cut into
+        partitions) is found under its shared name."""
         state = self._states.get(handle)
         if state is None:
             return None
+        promoted = shared_prefix(handle.id) + ("anon." + name if name.isdigit() else name)
         for obj, bases in reversed(state.objects):  # a copy linked again first
-            sym = obj.local_symbol(name) or obj.defined_globals().get(name)
+            defined = obj.defined_globals()
+            sym = obj.local_symbol(name) or defined.get(name) or defined.get(promoted)
             if sym is not None and sym.shndx in bases:
                 return bases[sym.shndx] + sym.value
         return None
