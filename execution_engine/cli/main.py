@@ -33,6 +33,8 @@ from ..cache.layer import flush_shared_stores
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
+from ..tiering.controller import stop_threads
+from ..tiering.policy import TierUp
 from .program import load_module
 from .watch import Watcher
 
@@ -67,6 +69,9 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
                                help="compile in N worker processes ('auto': one per core; "
                                     "default: $EXECUTION_ENGINE_COMPILE_WORKERS, else 0, "
                                     "in process)")),
+    ("--tier-up", dict(action="store_true",
+                       help="compile at level 0 first, count calls and recompile hot "
+                            "functions at the --opt level in the background")),
     ("--no-cache", dict(action="store_true",
                         help="compile everything (no persistent object cache)")),
     ("--cache-dir", dict(metavar="DIR", default=None,
@@ -147,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_cache_command(opts)
     if not opts.entry_function:
         return _fail("--entry-function name cannot be empty")
+    if opts.tier_up and opts.opt == 0:
+        return _fail("--tier-up recompiles hot functions at the --opt level: give --opt 1-3")
     try:
         return run_program(opts, args)
     except ExecutorExitedError as exc:  # the program called exit() in the executor
@@ -187,7 +194,9 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    **({"perf_map": True} if opts.perf_map else {}),
                                    **({"compile_workers": opts.compile_workers}
                                       if opts.compile_workers is not None else {}),
-                                   **({"jitdump": True} if opts.jitdump else {}))
+                                   **({"jitdump": True} if opts.jitdump else {}),
+                                   **({"tier_up": TierUp(high=opts.opt)}
+                                      if opts.tier_up else {}))
     for library in c_runtime_libraries(modules):
         engine.load_library(library)
     for module in modules[1:]:
@@ -216,6 +225,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     sys.stderr.flush()
     if opts.remote:
         engine.close()  # the executor flushes its stdio and runs atexit handlers
+    stop_threads()  # no tier-up compile may be inside LLVM when the process ends
     # Leave through C exit(): it flushes C stdio and runs the program's atexit
     # handlers while its code is still mapped.
     libc = ctypes.CDLL(None)

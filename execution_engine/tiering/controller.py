@@ -360,13 +360,16 @@ def tier_up_component(options: EngineOptions, stack: Stack, swap: HotSwap, *,
 _running: set[tuple[threading.Event, threading.Event, threading.Thread]] = set()
 
 
-def _stop_all() -> None:
-    """At exit: no tier-up thread may be inside LLVM while the process ends."""
+def stop_threads(timeout: float = 5.0) -> None:
+    """Stop every tier-up thread of the process and wait for each (up to
+    ``timeout`` seconds): no promotion is inside LLVM afterwards. Run at
+    interpreter exit; the command line calls it before leaving through C
+    ``exit()``. Engines keep working, without promotions."""
     threads = list(_running)
     for stop, wake, _ in threads:
         _signal(stop, wake)
     for _, _, thread in threads:
-        thread.join(5.0)
+        thread.join(timeout)
 
 
-atexit.register(_stop_all)
+atexit.register(stop_threads)
