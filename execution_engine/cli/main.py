@@ -195,8 +195,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    **({"compile_workers": opts.compile_workers}
                                       if opts.compile_workers is not None else {}),
                                    **({"jitdump": True} if opts.jitdump else {}),
-                                   **({"tier_up": TierUp(high=opts.opt)}
-                                      if opts.tier_up else {}))
+                                   tier_up=TierUp(high=opts.opt) if opts.tier_up else None)
     for library in c_runtime_libraries(modules):
         engine.load_library(library)
     for module in modules[1:]:
