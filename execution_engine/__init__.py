@@ -38,6 +38,7 @@ from .introspection import EngineStats, FunctionInfo
 from .ir.signature import Signature
 from .options import EngineOptions
 from .policies import PartitionPolicy, RedirectionPolicy
+from .tiering.policy import TierUp
 
 __all__ = [
     "CacheUnavailableWarning",
@@ -70,6 +71,7 @@ __all__ = [
     "SignatureMismatchError",
     "SwapNotSupportedError",
     "TargetMismatchError",
+    "TierUp",
     "UnresolvedSymbolError",
     "create_mcjit_compiler",
     "install",

@@ -58,6 +58,7 @@ from .observe.events import EventHub, ExecutorEvent, LazyCompiled, Listener
 from .observe.observer import CodeObserver
 from .options import EngineOptions
 from .stack import Stack, build_stack
+from .tiering.controller import tier_up_component
 
 _tm_users: dict[int, int] = {}
 _tm_lock = threading.Lock()
@@ -132,7 +133,16 @@ class ExecutionEngine:
         self._swap = HotSwap(self._stack, self._modules, self._target_machine,
                              self._options.redirection)
         self._stack.redirection.on_retired = self._on_retired
+        self._tier_up = tier_up_component(self._options, self._stack, self._swap,
+                                          lock=self._locked, after_swap=self._after_swap,
+                                          target_machine=self._target_machine)
         self._update_observer()
+
+    def _after_swap(self) -> None:
+        """What follows every swap (lock held): running code (remote too) sees
+        it now; replaced code past its grace period is freed."""
+        self._stack.stubs.flush()
+        self._reclaimer.poll()
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -627,6 +637,7 @@ class ExecutionEngine:
             entries = self._modules.entries()
             updates = {h for _, h in entries if self._swap.is_update(h)}
             objects, self._objects = self._objects, []
+            self._tier_up.close()
             try:
                 self._stack.close()
             except ExecutionEngineError:
@@ -705,14 +716,16 @@ class ExecutionEngine:
             return collect_stats(self._stack, self._work, modules=len(self._modules),
                                  object_files=len(self._objects),
                                  retired_sets=len(self._reclaimer),
-                                 recompiled_bodies=self._swap.recompiled_bodies())
+                                 recompiled_bodies=self._swap.recompiled_bodies(),
+                                 tier_up=self._tier_up.counts())
 
     def function_info(self, name: str) -> FunctionInfo | None:
-        """Where function ``name`` stands (stub, slot, body), or ``None`` if the
-        engine never defined or referred to it. Does not finalize."""
+        """Where function ``name`` stands (stub, slot, body; with tier-up its
+        tier and counted calls), or ``None`` if the engine never defined or
+        referred to it. Does not finalize."""
         with self._locked():
             self._check_open()
-            return describe_function(self._stack.symbols, name)
+            return describe_function(self._stack.symbols, name, self._tier_up.describe(name))
 
     # -- lifetime ------------------------------------------------------------
 
@@ -728,6 +741,7 @@ class ExecutionEngine:
                 return
             self._closed = True
             self._reclaimer.quiescent()
+            self._tier_up.close()
             self._stack.close()
             if self._events.active:
                 self._observer.all_freed()
@@ -791,7 +805,9 @@ def create_mcjit_compiler(module: llvm.ModuleRef, target_machine: llvm.TargetMac
     ``redirection`` (``"direct"``, the default, ``"stub"``, ``"single"``,
     ``"none"`` or a :class:`~.policies.RedirectionPolicy`), ``grace_period``, ``lazy`` with
     ``partition`` (``"function"``, ``"callees"``), ``compiler``, and
-    ``remote`` with ``timeout`` (or ``executor``), ``session_capacity``.
+    ``remote`` with ``timeout`` (or ``executor``), ``session_capacity``,
+    ``compile_workers``, ``cache_dir``, ``tier_up`` (``True`` or a
+    :class:`~.tiering.policy.TierUp`: compile low, recompile hot functions high).
     An unknown or bad option raises ``TypeError``/``ValueError`` naming it.
     """
     del use_lmm

@@ -18,6 +18,7 @@ body came from. Thread-safety: the engine's lock serialises every call.
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
@@ -29,9 +30,28 @@ from .ir.module_checks import module_label
 from .ir.optimise import Optimiser
 from .ir.parse import parse_partition
 from .layers.base import AddOptions, Handle, add_and_emit
+from .linking.symbols import Definition
 from .module_table import ModuleTable
+from .native import elf
 from .policies import RedirectionPolicy
 from .stack import Stack
+
+
+@dataclass(eq=False)
+class Recompile:
+    """Function ``name``'s partition, cut from its module's current IR to be
+    compiled off the engine's lock (tier-up): ``text`` is the IR to compile,
+    ``definition`` the body current when it was cut (a link of the result is
+    refused if another became current since), ``handle`` the set the new
+    body will be."""
+
+    name: str
+    text: str
+    definition: Definition
+    handle: Handle
+    origin: Handle
+    root: Handle
+    shared: dict[str, str]
 
 
 class HotSwap:
@@ -50,6 +70,8 @@ class HotSwap:
         self._root: dict[Handle, Handle] = {}  # a module version -> the first version
         # per optimisation level: a target machine and its reusable pipelines
         self._tiered: dict[int, tuple[llvm.TargetMachine, Optimiser]] = {}
+        # recompiled body -> the optimisation level it was compiled at
+        self._levels: weakref.WeakKeyDictionary[Handle, int] = weakref.WeakKeyDictionary()
 
     def check_swappable(self) -> None:
         self._policy.check_swappable()
@@ -135,18 +157,7 @@ class HotSwap:
         """Compile and link a partition cut from a version of ``root``'s module;
         its shared locals resolve to the lineage's current definitions, else to
         the addresses ``root``'s object gave them."""
-        if not self._stack.on_demand.is_lazy(root):
-            if part.shared:
-                # The partition will call the module's local functions: their
-                # copy must call through stubs (DIRECT binds calls directly).
-                self._stack.redirection.detach(root)
-            for shared, original in part.shared.items():
-                address = self._stack.redirection.local_address(root, original)
-                if address is None:
-                    raise ExecutionEngineError(
-                        f"cannot link {label}: symbol '{original}' of the original module has "
-                        "no address (the module was not compiled by this engine)")
-                self._stack.local_fallbacks[shared] = address
+        self._map_shared_locals(part.shared, root, label)
         body = parse_partition(part.text, label)
         try:
             if opt_level is not None and target_machine is not None:
@@ -156,6 +167,68 @@ class HotSwap:
                 target_machine=target_machine))
         finally:
             body.close()
+
+    def _map_shared_locals(self, shared: dict[str, str], root: Handle, label: str) -> None:
+        """A partition of an eagerly compiled module reaches the module's locals
+        at the addresses ``root``'s object gave them."""
+        if self._stack.on_demand.is_lazy(root):
+            return
+        if shared:
+            # The partition will call the module's local functions: their
+            # copy must call through stubs (DIRECT binds calls directly).
+            self._stack.redirection.detach(root)
+        for name, original in shared.items():
+            address = self._stack.redirection.local_address(root, original)
+            if address is None:
+                raise ExecutionEngineError(
+                    f"cannot link {label}: symbol '{original}' of the original module has "
+                    "no address (the module was not compiled by this engine)")
+            self._stack.local_fallbacks[name] = address
+
+    def cut(self, name: str, label: str) -> Recompile:
+        """Function ``name``'s partition from its module's current IR, to compile
+        elsewhere and :meth:`link_object` later (engine's lock held). Raises as
+        :meth:`recompile` does for a function that cannot be recompiled."""
+        current = self._stack.symbols.current(name)
+        if current is None or not current.is_function:
+            raise KeyError(f"the engine defines no function '{name}'")
+        origin, module, name = self._function_home(name)
+        root = self._root.get(origin, origin)
+        view = self._views.get(origin)
+        if view is None:
+            view = self._views[origin] = self._view(module, root, mutable=True)
+        part = view.function_partition(name)
+        handle = Handle(f"function '{name}' {label} from {module_label(module)}")
+        return Recompile(name, part.text, current, handle, origin, root, dict(part.shared))
+
+    def link_object(self, job: Recompile, data: bytes, opt_level: int) -> int | None:
+        """Link ``data``, compiled from ``job`` at ``opt_level``, as the body of
+        ``job.name`` and return its address; ``None`` (nothing linked) if the
+        body ``job`` was cut from is no longer current (the function was
+        swapped, recompiled or removed meanwhile). Engine's lock held."""
+        if (self._stack.symbols.current(job.name) is not job.definition
+                or self._modules.module_of(job.origin) is None):
+            return None
+        self._map_shared_locals(job.shared, job.root, job.handle.name)
+        obj = elf.ObjectFile(data, machine=self._stack.compile_layer.machine,
+                             name=job.handle.name)
+        self._origin[job.handle] = job.origin
+        self._levels[job.handle] = opt_level
+        try:
+            add_and_emit(self._stack.redirection, job.handle, obj, AddOptions(
+                keep_existing_data=True, replaceable=True))
+        except BaseException:
+            self._origin.pop(job.handle, None)
+            raise
+        current = self._stack.symbols.current(job.name)
+        assert current is not None and current.handle is job.handle
+        return current.address
+
+    def level_of(self, handle: Handle) -> int | None:
+        """The optimisation level body set ``handle`` was recompiled at
+        (``recompile(opt_level=n)``, :meth:`link_object`); ``None`` for a set
+        compiled at the engine's own level."""
+        return self._levels.get(handle)
 
     def recompile(self, fn: llvm.ValueRef | str, opt_level: int | None) -> int:
         """Recompile function ``fn`` from its module's current IR; see
@@ -169,6 +242,8 @@ class HotSwap:
         target_machine = None if opt_level is None else self._target_machine_at(opt_level)
         handle = Handle(f"function '{name}' recompiled from {module_label(module)}")
         self._origin[handle] = origin  # before linking: the link may retire its origin
+        if opt_level is not None:
+            self._levels[handle] = opt_level
         try:
             self._link_partition(view.function_partition(name), root, handle.name, handle,
                                  target_machine, opt_level)

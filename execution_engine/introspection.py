@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .linking.symbols import SymbolTable
     from .stack import Stack
+    from .tiering.controller import TierUpCounts
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,13 @@ class EngineStats:
     stubs: under ``redirection="direct"`` the first replacement of a function
     an object calls directly does it, once per object), and, with a
     persistent cache, ``cache_hits`` and ``cache_misses`` (this engine's
-    lookups).
+    lookups). Tier-up (0 without it):
+    ``tier_up_counted`` (functions counted now, at the low tier),
+    ``tier_up_promotions`` (hot functions recompiled at the high level and
+    swapped in), ``tier_up_pending`` (promotions compiling now),
+    ``tier_up_discarded`` (promotions dropped because the function changed or
+    left meanwhile), ``tier_up_failures`` (promotions that failed to compile),
+    ``tier_up_seconds`` (compile time of promotions, off the callers' path).
     """
 
     modules: int
@@ -52,6 +59,12 @@ class EngineStats:
     cache_hits: int = 0
     cache_misses: int = 0
     relinks: int = 0
+    tier_up_counted: int = 0
+    tier_up_promotions: int = 0
+    tier_up_pending: int = 0
+    tier_up_discarded: int = 0
+    tier_up_failures: int = 0
+    tier_up_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,12 +73,17 @@ class FunctionInfo:
     (its pointer slot), ``body`` (what the slot points at; ``None`` while it
     is not compiled or its module was removed). Under the ``NONE`` redirection
     policy functions have no stub: ``stub`` and ``slot`` are ``None`` and
-    ``body`` is the function's address."""
+    ``body`` is the function's address. With tier-up, ``tier`` is the
+    optimisation level the current body was compiled at (the policy's low
+    level until promoted) and ``calls`` the calls counted at the low tier
+    (promoted code is not counted); both ``None`` without tier-up."""
 
     name: str
     stub: int | None
     slot: int | None
     body: int | None
+    tier: int | None = None
+    calls: int | None = None
 
 
 @dataclass
@@ -89,10 +107,11 @@ class WorkCounters:
             self.swaps += 1
 
 
-def collect_stats(stack: Stack, work: WorkCounters, **held: int) -> EngineStats:
+def collect_stats(stack: Stack, work: WorkCounters, *, tier_up: TierUpCounts,
+                  **held: int) -> EngineStats:
     """An :class:`EngineStats` of ``stack`` and ``work``; ``held`` gives what
     only the engine knows (modules, object_files, retired_sets,
-    recompiled_bodies)."""
+    recompiled_bodies), ``tier_up`` the tier-up component's counts."""
     linker = stack.executor.linker
     backend = stack.compile_layer.compiler
     hits, misses = getattr(backend, "hits", 0), getattr(backend, "misses", 0)
@@ -102,15 +121,22 @@ def collect_stats(stack: Stack, work: WorkCounters, **held: int) -> EngineStats:
         lljit_sessions=linker.session_count, pending_sets=len(stack.top.pending()),
         compiles=work.compiles - hits, compile_seconds=work.compile_seconds,
         object_bytes=work.object_bytes, swaps=work.swaps, cache_hits=hits,
-        cache_misses=misses, relinks=stack.redirection.relinks, **held)
+        cache_misses=misses, relinks=stack.redirection.relinks,
+        tier_up_counted=tier_up.counted,
+        tier_up_promotions=tier_up.promotions, tier_up_pending=tier_up.pending,
+        tier_up_discarded=tier_up.discarded, tier_up_failures=tier_up.failures,
+        tier_up_seconds=tier_up.seconds, **held)
 
 
-def describe_function(symbols: SymbolTable, name: str) -> FunctionInfo | None:
-    """Where function ``name`` stands (see :class:`FunctionInfo`)."""
+def describe_function(symbols: SymbolTable, name: str,
+                      tier: tuple[int | None, int | None] = (None, None)) -> FunctionInfo | None:
+    """Where function ``name`` stands (see :class:`FunctionInfo`); ``tier`` is
+    tier-up's ``(tier, calls)`` for it."""
     current = symbols.current(name)
     if not symbols.has_stub(name):
         if current is None or not current.is_function:
             return None
-        return FunctionInfo(name, None, None, current.address)
+        return FunctionInfo(name, None, None, current.address, *tier)
     stub = symbols.stub(name)
-    return FunctionInfo(name, stub.address, stub.slot, stub.target() if stub.is_bound() else None)
+    return FunctionInfo(name, stub.address, stub.slot,
+                        stub.target() if stub.is_bound() else None, *tier)

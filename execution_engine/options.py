@@ -18,6 +18,7 @@ from .policies import (
     partition_policy,
     redirection_policy,
 )
+from .tiering.policy import TierUp, tier_up_policy
 
 PERF_MAP_ENV = "EXECUTION_ENGINE_PERF_MAP"
 JITDUMP_ENV = "EXECUTION_ENGINE_JITDUMP"
@@ -53,7 +54,12 @@ class EngineOptions:
     compile in that many worker processes (:mod:`.compile_service`; ``"auto"``:
     the usable cores; 0: in process; environment:
     ``EXECUTION_ENGINE_COMPILE_WORKERS``), where LLVM's fatal errors become
-    ``CompileError``.
+    ``CompileError``. ``tier_up``: a :class:`~.tiering.policy.TierUp` (``True``:
+    the defaults): compile at its low level first, count calls and recompile
+    hot functions at its high level (:mod:`.tiering`); needs an in-process
+    executor and a redirection policy under which every call goes through a
+    pointer slot (:meth:`~.policies.RedirectionPolicy.check_counted`;
+    :meth:`from_keywords` chooses ``"stub"`` when none is given).
     """
 
     strict: bool = False
@@ -69,6 +75,7 @@ class EngineOptions:
     jit_events: bool = False
     cache_dir: str | None = None
     compile_workers: int = 0
+    tier_up: TierUp | None = None
 
     def __post_init__(self) -> None:
         for name in ("strict", "lazy", "compile_in_place", "perf_map", "jitdump", "jit_events"):
@@ -90,6 +97,12 @@ class EngineOptions:
                             f"method, e.g. InProcessCompiler), not {self.compiler!r}")
         if self.lazy:
             self.redirection.check_lazy()
+        object.__setattr__(self, "tier_up", tier_up_policy(self.tier_up))
+        if self.tier_up is not None:
+            self.redirection.check_counted()
+            if not isinstance(self.executor, LocalExecutorSpec):
+                raise ValueError("tier_up needs an in-process executor: its counting "
+                                 "trampolines live in this process (not with remote=True)")
         from .compile_service.pool import resolve_worker_count
 
         object.__setattr__(self, "compile_workers", resolve_worker_count(
@@ -121,6 +134,8 @@ class EngineOptions:
             keywords["compile_workers"] = os.environ[WORKERS_ENV]
         if "cache_dir" not in keywords and os.environ.get(CACHE_DIR_ENV):
             keywords["cache_dir"] = os.environ[CACHE_DIR_ENV]
+        if keywords.get("tier_up") not in (None, False) and "redirection" not in keywords:
+            keywords["redirection"] = "stub"  # every call through a slot: all are counted
         remote = keywords.pop("remote", False)
         timeout = keywords.pop("timeout", None)
         capacity = keywords.pop("session_capacity", None)

@@ -54,6 +54,16 @@ class RedirectionPolicy:
             raise ValueError(f"lazy compilation needs stubs: redirection='{self.name}' binds "
                              "calls directly; use 'direct', 'stub' or 'single'")
 
+    def check_counted(self) -> None:
+        """Raise ``ValueError`` unless every call reaches a function through its
+        pointer slot, which tier-up counts at (``STUB``, ``SINGLE``)."""
+        # A policy that binds some calls directly (``NONE``, and ``DIRECT``
+        # inside an object) hides them from the count.
+        if not self.redirects or self.direct_calls:
+            raise ValueError(f"tier_up counts calls at the functions' pointer slots, which "
+                             f"redirection='{self.name}' bypasses; use 'stub' (the default "
+                             "with tier_up) or 'single'")
+
     def ir_transform(self, has_stub: Callable[[str], bool]) -> IRTransform | None:
         """The IR rewrite this policy needs before code generation, if any:
         ``SINGLE`` rewrites calls to the module's own functions, and to

@@ -11,8 +11,12 @@ Top to bottom::
     executor               links, holds stubs, runs code (this process or another)
 
 with the SymbolTable (which definition of each name is current) between the
-RedirectionLayer and the stubs. A stack is rebuilt from the same options
-when a remote executor is restarted.
+RedirectionLayer and the stubs. With ``tier_up`` the stubs are
+:class:`~.tiering.stubs.CountingStubs` (counted functions sit behind counting
+trampolines) and the IRCompileLayer compiles at the policy's low level; the
+engine's tier-up component (:mod:`.tiering.controller`) promotes hot
+functions. A stack is rebuilt from the same options when a remote executor
+is restarted.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from .linking.reclaim import Reclaimer
 from .linking.symbols import SymbolTable
 from .native.stubs import Stub
 from .options import EngineOptions
+from .target_spec import spec_of, traits, with_opt_level
+from .tiering.stubs import CountingStubs
 
 
 @dataclass(eq=False)
@@ -55,6 +61,8 @@ class Stack:
     top: Layer
     on_demand: OnDemand
     local_fallbacks: dict[str, int] = field(default_factory=dict)
+    counting: CountingStubs | None = None  # tier-up's view of ``stubs``
+    machines: list[llvm.TargetMachine] = field(default_factory=list)  # owned
 
     def resolve_pending(self, name: str) -> int | None:
         """Names only code not linked yet defines (see RedirectionLayer)."""
@@ -63,6 +71,9 @@ class Stack:
     def close(self) -> None:
         self.executor.close()
         self.stubs.close()
+        for machine in self.machines:
+            machine.close()
+        self.machines.clear()
 
 
 def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
@@ -71,7 +82,15 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     """A stack for ``options``; ``on_unbound(stub)`` serves calls that reach a
     stub with no body (lazy compilation, removed functions)."""
     executor = options.executor.create(target_machine)
-    stubs = executor.stub_manager(on_unbound)
+    stubs: StubAllocator = executor.stub_manager(on_unbound)
+    counting = None
+    machines = []
+    if options.tier_up is not None:  # options checked the executor is in process
+        stubs = counting = CountingStubs(stubs)  # type: ignore[arg-type]
+        if options.tier_up.low != _opt_level(target_machine):
+            target_machine = with_opt_level(target_machine, traits(target_machine),
+                                            options.tier_up.low)
+            machines.append(target_machine)
     symbols = SymbolTable(stubs, strict=options.strict)
     redirection = RedirectionLayer(executor.linker, symbols, mappings, executor.resolve_process,
                                    policy=options.redirection, reclaimer=reclaimer)
@@ -94,6 +113,12 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     if options.lazy:
         top = on_demand = CompileOnDemandLayer(ir, symbols, partition=options.partition,
                                                release_direct=redirection.release_direct)
-    stack = Stack(executor, stubs, symbols, redirection, compile_layer, top, on_demand)
+    stack = Stack(executor, stubs, symbols, redirection, compile_layer, top, on_demand,
+                  counting=counting, machines=machines)
     redirection.set_pending_resolver(stack.resolve_pending)
     return stack
+
+
+def _opt_level(target_machine: llvm.TargetMachine) -> int | None:
+    spec = spec_of(target_machine)
+    return None if spec is None else spec.opt_level

@@ -35,6 +35,8 @@ from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
 from ..options import WORKERS_ENV
+from ..tiering.controller import stop_threads
+from ..tiering.policy import TierUp
 from .program import load_module
 from .watch import Watcher
 
@@ -76,6 +78,9 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
                                     "0: in process; default: "
                                     "$EXECUTION_ENGINE_COMPILE_WORKERS, else 'auto' for "
                                     "--jit-kind mcjit and 0 for orc-lazy)")),
+    ("--tier-up", dict(action="store_true",
+                       help="compile at level 0 first, count calls and recompile hot "
+                            "functions at the --opt level in the background")),
     ("--no-cache", dict(action="store_true",
                         help="compile everything (no persistent object cache)")),
     ("--cache-dir", dict(metavar="DIR", default=None,
@@ -156,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_cache_command(opts)
     if not opts.entry_function:
         return _fail("--entry-function name cannot be empty")
+    if opts.tier_up and opts.opt == 0:
+        return _fail("--tier-up recompiles hot functions at the --opt level: give --opt 1-3")
     try:
         return run_program(opts, args)
     except ExecutorExitedError as exc:  # the program called exit() in the executor
@@ -207,16 +214,19 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     engine = create_mcjit_compiler(modules[0], target_machine,
                                    lazy=opts.jit_kind == "orc-lazy", remote=opts.remote,
                                    grace_period=None if opts.watch else 1.0,
-                                   # a running loop must reach edited functions: every
-                                   # call through a stub (direct calls stay in the old copy)
-                                   redirection="stub" if opts.watch else "direct",
+                                   # a running loop must reach edited functions, and tier-up
+                                   # counts every call: calls through stubs (direct calls
+                                   # stay in the old copy, uncounted)
+                                   redirection="stub" if opts.watch or opts.tier_up
+                                   else "direct",
                                    # reloads compare the edited file with the module as written
                                    compile_in_place=not opts.watch,
                                    cache_dir=None if opts.no_cache else os.fspath(
                                        resolve_cache_dir(opts.cache_dir)),
                                    **({"perf_map": True} if opts.perf_map else {}),
                                    compile_workers=workers,
-                                   **({"jitdump": True} if opts.jitdump else {}))
+                                   **({"jitdump": True} if opts.jitdump else {}),
+                                   tier_up=TierUp(high=opts.opt) if opts.tier_up else None)
     for library in c_runtime_libraries(modules):
         engine.load_library(library)
     for module in modules[1:]:
@@ -245,6 +255,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     sys.stderr.flush()
     if opts.remote:
         engine.close()  # the executor flushes its stdio and runs atexit handlers
+    stop_threads()  # no tier-up compile may be inside LLVM when the process ends
     # Leave through C exit(): it flushes C stdio and runs the program's atexit
     # handlers while its code is still mapped.
     libc = ctypes.CDLL(None)
