@@ -103,7 +103,9 @@ def test_tier_up_true_is_the_default_policy_and_chooses_stubs():
     assert options.tier_up == TierUp()
     assert options.redirection is STUB
     assert EngineOptions.from_keywords(tier_up=False).tier_up is None
-    assert EngineOptions(tier_up=TierUp(threshold=5)).tier_up.threshold == 5
+    assert EngineOptions(tier_up=TierUp(threshold=5), redirection=STUB).tier_up.threshold == 5
+    with pytest.raises(ValueError, match="redirection=.direct."):
+        EngineOptions(tier_up=TierUp())  # the default policy binds calls inside an object
 
 
 @pytest.mark.parametrize("keywords, error, words", [
@@ -388,12 +390,13 @@ def test_promotion_in_a_compile_worker():
     recorder = LevelRecorder()
     engine = engine_with(tier_up=TierUp(**FAST), compile_workers=1, compiler=recorder)
     try:
-        before = sum(w.requests for w in shared_pool(1).stats())
+        before = {w.pid: w.requests for w in shared_pool(1).stats()}
         assert engine.call("loop", 300) == expected(300)
         assert until(lambda: engine.function_info("hot").tier == 2, timeout=30)
         assert engine.call("loop", 300) == expected(300)
         assert 2 not in recorder.levels  # not compiled in process
-        assert sum(w.requests for w in shared_pool(1).stats()) > before
+        # a worker an earlier test crashed may have been replaced meanwhile
+        assert any(w.requests > before.get(w.pid, 0) for w in shared_pool(1).stats())
     finally:
         engine.close()
 
