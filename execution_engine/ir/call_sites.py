@@ -64,9 +64,9 @@ def call_through_slots(text: str, also: Callable[[str], bool] = lambda name: Fal
     return out + "\n" + declarations
 
 
-# Every global reference: the name, and the character after it ("(" when the
-# reference is a call's callee or a definition's or declaration's header).
-_REFERENCE = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)(.?)')
+# Every global reference not followed by "(" (which a call's callee and a
+# definition's or declaration's header are): the whole name, never a prefix.
+_NOT_CALLED = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)(?![-a-zA-Z$._0-9(])')
 # Inline (call ... asm sideeffect "...") or module assembly; a match preceded
 # by a name character is a name's tail. Written to start with a literal (no
 # \b, no ^ under re.M), so the scan runs at memchr speed on big modules.
@@ -99,7 +99,7 @@ def call_only_functions(text: str) -> frozenset[str]:
             defined.add(name)
     if not defined or "blockaddress(" in text or _has_asm(text):
         return frozenset()
-    taken = {_name(m.group(1)) for m in _REFERENCE.finditer(text) if m.group(2) != "("}
+    taken = {_name(token) for token in set(_NOT_CALLED.findall(text))}
     if not taken.isdisjoint(locals_):
         return frozenset()
     return frozenset(defined - taken)
