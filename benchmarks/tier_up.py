@@ -1,6 +1,6 @@
 """Tier-up on a hot-loop program (issue 13, item 5).
 
-A C program of our own (``PROGRAM`` below: a driver ``run(rounds)`` whose
+A C program of our own (``PROGRAM`` in ``benchmarks/tier_up.py``: a driver ``run(rounds)`` whose
 ``step`` fills, sorts, hashes and multiplies small arrays through small
 helper functions, beside ``COLD`` generated functions nobody calls, so that
 start-up has a module's weight to compile) is built by clang-14 at ``-O0
