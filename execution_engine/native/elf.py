@@ -150,8 +150,8 @@ class ObjectFile:
         self.data = bytes(data)
         self.name = name
         self.machine = machine
-        self.sections: list[Section] = []
-        self.symbols: list[Symbol] = []
+        self._sections: list[Section] | None = []
+        self._symbols: list[Symbol] | None = []
         self.symtab_index = -1
         self._alloc_total = 0
         self._unloaded: set[int] = set()  # symbols defined in sections that are not loaded
@@ -165,6 +165,34 @@ class ObjectFile:
             raise
         except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidObjectError(f"{name}: malformed ELF object ({exc})") from None
+
+    # -- the parsed tables, dropped by compact() -------------------------------
+
+    @property
+    def sections(self) -> list[Section]:
+        if self._sections is None:
+            self._reparse()
+        assert self._sections is not None
+        return self._sections
+
+    @property
+    def symbols(self) -> list[Symbol]:
+        if self._symbols is None:
+            self._reparse()
+        assert self._symbols is not None
+        return self._symbols
+
+    def compact(self) -> None:
+        """Drop the parsed section and symbol tables (about 3 KB of Python
+        objects for a small object); they are parsed again from the bytes
+        when next used. The engine calls this for objects it keeps linked."""
+        self._sections = self._symbols = None
+
+    def _reparse(self) -> None:
+        self._sections, self._symbols = [], []
+        self.near_imports = {}
+        self._unloaded = set()
+        self._parse()
 
     # -- parsing -------------------------------------------------------------
 
@@ -400,6 +428,11 @@ class ObjectFile:
             probe.close()
 
     # -- queries -------------------------------------------------------------
+
+    @property
+    def allocated_size(self) -> int:
+        """Bytes of memory the object's sections and common symbols need."""
+        return self._alloc_total
 
     def defined_globals(self) -> dict[str, Symbol]:
         """Global and weak symbols this object defines (common ones included)."""
