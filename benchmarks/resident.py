@@ -5,7 +5,9 @@ are parsed, added to one engine and finalized once; every module stays
 resident. Each runner is a subprocess of its own, run one after the other:
 
 * ``mcjit``: stock llvmlite (``llvm.create_mcjit_compiler``);
-* ``engine``: this engine, default options (``redirection="direct"``, eager).
+* ``engine``: this engine, default options (``redirection="direct"``, eager);
+* ``engine-workers``: the same with ``compile_workers=2`` (code generation in
+  two worker processes; their CPU time is not in the figure, the wall time is).
 
 Reported per runner: CPU seconds of ``add_module`` for all N modules and of
 ``finalize_object`` (plus the first lookups), and RSS (``/proc/self/statm``)
@@ -33,8 +35,9 @@ from .report import RESULTS, markdown_table, update_section
 
 TITLE = "Resident modules (issue 12, item 4)"
 MODULES = 10_000
-RUNNERS = ("mcjit", "engine")
-LABELS = {"mcjit": "llvmlite MCJIT", "engine": "engine (default options)"}
+RUNNERS = ("mcjit", "engine", "engine-workers")
+LABELS = {"mcjit": "llvmlite MCJIT", "engine": "engine (default options)",
+          "engine-workers": "engine, compile_workers=2"}
 
 BASE = """
 define i64 @base(i64 %x) {
@@ -66,14 +69,17 @@ def child(runner: str, n: int) -> dict[str, object]:
     modules = [parse(ONE.format(i=i)) for i in range(n)]
     parse_s = time.process_time() - start
     base = parse(BASE)
-    create = llvm.create_mcjit_compiler if runner == "mcjit" else \
-        execution_engine.create_mcjit_compiler
+    if runner == "mcjit":
+        ee = llvm.create_mcjit_compiler(base, target_machine())
+    else:
+        ee = execution_engine.create_mcjit_compiler(
+            base, target_machine(), **({"compile_workers": 2} if runner == "engine-workers"
+                                       else {}))
     start = time.process_time()
-    ee = create(base, target_machine())
     for m in modules:
         ee.add_module(m)
     add_s = time.process_time() - start
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     ee.finalize_object()
     fn = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)
     problems = []
@@ -82,10 +88,12 @@ def child(runner: str, n: int) -> dict[str, object]:
         if got != (5 + i) * 3:
             problems.append(f"f{i}(5) = {got}, expected {(5 + i) * 3}")
     finalize_s = time.process_time() - start
+    finalize_wall = time.perf_counter() - wall
     gc.collect()
     after = rss_kb()
     return {"runner": runner, "modules": n, "parse_s": parse_s, "add_s": add_s,
-            "finalize_s": finalize_s, "rss_kb_per_module": (after - before) / n,
+            "finalize_s": finalize_s, "finalize_wall": finalize_wall,
+            "rss_kb_per_module": (after - before) / n,
             "rss_after_mb": after / 1024, "problems": problems[:3]}
 
 
@@ -101,19 +109,21 @@ def run_child(runner: str, n: int) -> dict[str, object]:
 
 def table(results: list[dict[str, object]]) -> str:
     ref = next((r for r in results if r["runner"] == "mcjit" and "error" not in r), None)
-    headers = ["runner", "modules", "parse s", "add s", "finalize s", "RSS KiB per module",
-               "RSS after MB", "finalize / MCJIT", "RSS / MCJIT"]
+    headers = ["runner", "modules", "parse s", "add s", "finalize CPU s", "finalize wall s",
+               "RSS KiB per module", "RSS after MB", "finalize CPU / MCJIT",
+               "finalize wall / MCJIT", "RSS / MCJIT"]
     body = []
     for r in results:
         if "error" in r:
-            body.append([LABELS[r["runner"]], *["n/a"] * 8])
+            body.append([LABELS[r["runner"]], *["n/a"] * 10])
             continue
         body.append([LABELS[r["runner"]], f"{r['modules']:,}", f"{r['parse_s']:.2f}",
-                     f"{r['add_s']:.2f}", f"{r['finalize_s']:.2f}",
+                     f"{r['add_s']:.2f}", f"{r['finalize_s']:.2f}", f"{r['finalize_wall']:.2f}",
                      f"{r['rss_kb_per_module']:.1f}", f"{r['rss_after_mb']:.0f}",
                      f"{r['finalize_s'] / ref['finalize_s']:.2f}" if ref else "n/a",
+                     f"{r['finalize_wall'] / ref['finalize_wall']:.2f}" if ref else "n/a",
                      f"{r['rss_kb_per_module'] / ref['rss_kb_per_module']:.2f}" if ref else "n/a"])
-    return markdown_table(headers, body, align="lrrrrrrrr")
+    return markdown_table(headers, body, align="lrrrrrrrrrr")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         "`python -m benchmarks.resident`: N one-function modules (each calls `base`, defined by",
         "the first) added to one engine and finalized once, all resident; each runner in a",
         "subprocess of its own. CPU seconds (`time.process_time`) of adding the modules and of",
-        "`finalize_object` plus 50 lookups and calls (all checked); RSS growth from before",
-        "parsing to after finalizing, per module (the parsed modules count in both).",
+        "`finalize_object` plus 50 lookups and calls (all checked), and its wall time; RSS",
+        "growth from before parsing to after finalizing, per module (the parsed modules count",
+        "in both; compile workers' own memory does not).",
         "",
         table(results),
         "",

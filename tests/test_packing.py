@@ -151,7 +151,7 @@ def test_removing_a_packed_module_undefines_it_and_keeps_the_others(resident):
 def test_a_pack_that_fails_to_link_is_linked_set_by_set():
     # One module of the batch needs a symbol nobody defines: the others link.
     ee = create_mcjit_compiler(parse_ir(BASE), make_tm())
-    good = [parse_ir(ONE.format(i=i)) for i in range(3)]
+    good = [parse_ir(ONE.format(i=i)) for i in range(2 * link_plan.PACK_MIN_GROUPS)]
     bad = parse_ir("declare i64 @nowhere(i64)\n"
                    "define i64 @bad(i64 %x) { %r = call i64 @nowhere(i64 %x)\n ret i64 %r }")
     for m in (*good, bad):
@@ -159,4 +159,17 @@ def test_a_pack_that_fails_to_link_is_linked_set_by_set():
     with pytest.raises(Exception, match="nowhere"):
         ee.finalize_object()
     assert cfunc(ee.get_function_address("f2"), ctypes.c_int64, ctypes.c_int64)(1) == 9
+    ee.close()
+
+
+def test_a_small_batch_is_linked_set_by_set():
+    ee = create_mcjit_compiler(parse_ir(BASE), make_tm())
+    modules = [parse_ir(ONE.format(i=i)) for i in range(link_plan.PACK_MIN_GROUPS - 2)]
+    for m in modules:
+        ee.add_module(m)
+    ee.finalize_object()
+    before = ee.stats().linked_resources
+    assert before == len(modules) + 1
+    ee.remove_module(modules[0])
+    assert ee.stats().linked_resources == before - 1  # freed at once
     ee.close()

@@ -31,8 +31,8 @@ applies them, links, publishes definitions and frees.
 Objects of one batch that need each other's *data* are linked after their
 providers; objects that need each other's data in a cycle are linked
 together as one resource, freed when all of their handles are removed.
-Independent sets of one batch that are not replaceable are packed into
-links of up to 64 objects, merged into one object where possible
+Independent sets of a big batch (8 or more) that are not replaceable are
+packed into links of up to 64 objects, merged into one object where possible
 (:func:`..linking.link_plan.pack`, :mod:`..native.elf_merge`): each link
 costs memory pages and bookkeeping of its own, and a pack is freed when
 its last set is removed (a removed set's symbols are undefined at once).

@@ -253,6 +253,9 @@ def dependencies(plan: Plan, *, all_kinds: bool) -> set[Plan]:
 # bound what a removal can leave behind.
 PACK_OBJECTS = 64
 PACK_BYTES = 256 << 10
+# Smaller batches (numba's add-then-finalize, a REPL's) are linked set by set,
+# so that removing one of them frees its memory at once.
+PACK_MIN_GROUPS = 8
 
 
 def _packable(plan: Plan) -> bool:
@@ -265,9 +268,12 @@ def pack(groups: list[list[Plan]]) -> list[list[list[Plan]]]:
     consecutive groups of sets that are not replaceable share one link (one
     resource, its objects merged into one where :mod:`..native.elf_merge`
     can), up to :data:`PACK_OBJECTS` objects and :data:`PACK_BYTES` bytes,
-    as long as no name is exported twice. A small object linked alone costs
+    as long as no name is exported twice; a batch of fewer than
+    :data:`PACK_MIN_GROUPS` groups is not packed. A small object linked alone costs
     about 48 KB; one of 64 merged, about 1.5 KB. Each link is returned as its
     groups, so a failed link can be retried group by group."""
+    if len(groups) < PACK_MIN_GROUPS:
+        return [[group] for group in groups]
     links: list[list[list[Plan]]] = []
     names: set[str] = set()
     size = count = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import sys
 from dataclasses import dataclass
 
 from ..errors import InvalidObjectError
@@ -93,6 +94,7 @@ _TLS_RELOCATIONS = {EM_X86_64: frozenset(range(16, 24))}
 # RuntimeDyld's memory manager raises a fatal error when mmap fails (say, a
 # 1 TB zero-initialised global).
 _PROBE_ALLOCATIONS_ABOVE = 64 << 20
+_NONE: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +156,8 @@ class ObjectFile:
         self._symbols: list[Symbol] | None = []
         self.symtab_index = -1
         self._alloc_total = 0
-        self._unloaded: set[int] = set()  # symbols defined in sections that are not loaded
+        # symbols defined in sections that are not loaded (rare: a set only then)
+        self._unloaded: set[int] | frozenset[int] = _NONE
         # Imports reached by PC-relative relocations the linker resolves directly
         # (no stub or GOT entry): name -> (fewest bits, largest |addend|). Their
         # address must lie within reach of the memory the object is linked into.
@@ -191,7 +194,7 @@ class ObjectFile:
     def _reparse(self) -> None:
         self._sections, self._symbols = [], []
         self.near_imports = {}
-        self._unloaded = set()
+        self._unloaded = _NONE
         self._parse()
 
     # -- parsing -------------------------------------------------------------
@@ -229,7 +232,8 @@ class ObjectFile:
         shstr = self._blob(raw[e_shstrndx])
         for i, (nm, typ, flags, _, off, size, link, info, _, entsize) in enumerate(raw):
             self.sections.append(
-                Section(i, _cstring(shstr, nm), typ, flags, off, size, link, info, entsize)
+                Section(i, sys.intern(_cstring(shstr, nm)), typ, flags, off, size, link, info,
+                        entsize)
             )
         for sec in self.sections:
             if sec.name == ".eh_frame" and (not sec.flags & SHF_ALLOC or sec.type == SHT_NOBITS):
@@ -284,6 +288,8 @@ class ObjectFile:
                 if sym.is_global:  # the linker would give it an address in no memory
                     self._fail(f"global {label} is defined in section "
                                f"{self.sections[shndx].name}, which is not loaded (no SHF_ALLOC)")
+                if not isinstance(self._unloaded, set):
+                    self._unloaded = set()
                 self._unloaded.add(i)
             if i and not sym.name and shndx and sym.type not in (STT_SECTION, STT_FILE):
                 # RuntimeDyld would enter it as the symbol named '', which
