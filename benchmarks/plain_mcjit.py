@@ -30,8 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("file")
     parser.add_argument("--extra-module", action="append", default=[])
     parser.add_argument("--opt", type=int, default=2)
-    parser.add_argument("args", nargs="*")
-    opts = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    split = argv.index("--") if "--" in argv else len(argv)
+    opts = parser.parse_args(argv[:split])
+    opts.args = argv[split + 1:]
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     llvm.initialize_native_asmparser()
