@@ -26,6 +26,16 @@ from . import structors
 from .relink import LINKER_DEFINED
 from .symbols import SymbolTable, conflicts, winner
 
+_EMPTY: frozenset = frozenset()
+
+
+def _add(items: set | frozenset, item: object) -> set:
+    """``items`` with ``item`` added: a set of its own once one is needed."""
+    if not isinstance(items, set):
+        items = set(items)
+    items.add(item)
+    return items
+
 
 @dataclass(eq=False)
 class ObjectUnit:
@@ -45,16 +55,19 @@ class Plan:
     uid: int
     rename: dict[str, str] = field(default_factory=dict)
     undefine: set[str] = field(default_factory=set)
-    direct: set[str] = field(default_factory=set)  # functions its own calls reach directly
+    # Sets most plans leave empty start as one shared empty frozenset (an
+    # empty set is 216 bytes, and a big batch has a plan per object): grown
+    # with _add.
+    direct: set[str] | frozenset[str] = _EMPTY  # functions its own calls reach directly
     exports: list[str] = field(default_factory=list)
     definitions: list[tuple[str, str, bool, bool]] = field(default_factory=list)
     structors: list[structors.Structor] = field(default_factory=list)
     aliases: dict[str, tuple[int, int]] = field(default_factory=dict)
     section_aliases: dict[str, int] = field(default_factory=dict)  # alias -> section index
     reinit: list[tuple[str, str, int]] = field(default_factory=list)  # name, initial copy, size
-    absent: set[str] = field(default_factory=set)  # weak references nobody defines: 0
+    absent: set[str] | frozenset[str] = _EMPTY  # weak references nobody defines: 0
     needs: dict[str, int | Plan] = field(default_factory=dict)  # address, or provider in batch
-    call_deps: set[Plan] = field(default_factory=set)  # providers reached through stubs
+    call_deps: set[Plan] | frozenset[Plan] = _EMPTY  # providers reached through stubs
     missing: list[str] = field(default_factory=list)
     addresses: dict[str, int] = field(default_factory=dict)
     resource: LinkedResource | None = None  # where it was linked (for observers)
@@ -99,7 +112,7 @@ class LinkPlanner:
                 body = f"{name}.__body{plan.uid}"
                 plan.rename[name] = body
                 if self.policy.direct_calls and name in unit.direct:
-                    plan.direct.add(name)  # renamed in place: its references reach the body
+                    plan.direct = _add(plan.direct, name)  # renamed in place: reaches the body
                 else:
                     plan.undefine.add(name)
                 plan.exports.append(body)
@@ -159,6 +172,7 @@ class LinkPlanner:
         through the stub like any reference."""
         if not plan.direct:
             return
+        assert isinstance(plan.direct, set)
         weak = {name: w for name, _, _, w in plan.definitions}
         for name in list(plan.direct):
             existing = self.symbols.current(name)
@@ -197,7 +211,7 @@ class LinkPlanner:
                 provider, is_fn = winner
                 if is_fn and self.policy.redirects:
                     plan.needs[name] = self.symbols.stub(name).address
-                    plan.call_deps.add(provider)
+                    plan.call_deps = _add(plan.call_deps, provider)
                 else:
                     plan.needs[name] = provider
                 continue
@@ -212,7 +226,7 @@ class LinkPlanner:
                 address = self._resolve_process(name)
             if address is None:
                 if weak_ref:
-                    plan.absent.add(name)
+                    plan.absent = _add(plan.absent, name)
                 else:
                     plan.missing.append(name)
                 continue
