@@ -173,3 +173,46 @@ def test_a_small_batch_is_linked_set_by_set():
     ee.remove_module(modules[0])
     assert ee.stats().linked_resources == before - 1  # freed at once
     ee.close()
+
+
+def test_a_packed_module_is_linked_again_when_a_callee_it_calls_directly_is_swapped():
+    # The first swap of a function its module calls directly links that module
+    # again through stubs, sharing the first copy's data: inside a pack too.
+    caller = """
+@count = global i64 0
+define i64 @callee(i64 %x) {
+  %c = load i64, ptr @count
+  %c1 = add i64 %c, 1
+  store i64 %c1, ptr @count
+  %r = add i64 %x, 1
+  ret i64 %r
+}
+define i64 @caller(i64 %x) {
+  %r = call i64 @callee(i64 %x)
+  %s = mul i64 %r, 2
+  ret i64 %s
+}
+"""
+    ee = create_mcjit_compiler(parse_ir(BASE), make_tm())
+    others = [parse_ir(ONE.format(i=i)) for i in range(2 * link_plan.PACK_MIN_GROUPS)]
+    for m in (*others, parse_ir(caller)):
+        ee.add_module(m)
+    ee.finalize_object()
+    assert ee.stats().linked_resources < len(others)  # packed
+    call = cfunc(ee.get_function_address("caller"), ctypes.c_int64, ctypes.c_int64)
+    assert call(1) == 4
+    ee.update_module(parse_ir("""
+@count = external global i64
+define i64 @callee(i64 %x) {
+  %c = load i64, ptr @count
+  %c1 = add i64 %c, 10
+  store i64 %c1, ptr @count
+  %r = add i64 %x, 100
+  ret i64 %r
+}
+"""))
+    assert call(1) == 202  # the caller's copy reaches the new body
+    count = ctypes.c_int64.from_address(ee.get_global_value_address("count"))
+    assert count.value == 11  # one counter, shared by both copies and the update
+    assert cfunc(ee.get_function_address("f3"), ctypes.c_int64, ctypes.c_int64)(1) == 12
+    ee.close()
