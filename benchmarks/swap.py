@@ -32,8 +32,8 @@ rows. Measured side by side, interleaved swap by swap, CPU time
     MCJIT relink there is.
 
 Every engine is created with ``grace_period=0`` (replaced code is freed at
-once) for both redirection policies, ``"stub"`` (the default) and
-``"single"``. Results are checked: every engine's code is called through
+once) for the redirection policies ``"direct"`` (the default), ``"stub"``
+and ``"single"``. Results are checked: every engine's code is called through
 ctypes and compared with a Python model of the generated code (started from
 the globals' current values); the update path is finally checked with a
 *different* body for ``f<k>``, so callers are seen to reach the new code.
@@ -61,7 +61,7 @@ from .common import ChainModule, cpu_time, environment_line, parse, target_machi
 from .report import FIGURES, RESULTS, markdown_table, update_section
 
 TITLE = "Swapping one function among N"
-POLICIES = ("stub", "single")
+POLICIES = ("direct", "stub", "single")
 
 
 @dataclass(frozen=True)
@@ -491,9 +491,10 @@ def _ratio(a: float | None, b: float | None, digits: int = 2) -> str:
 
 
 def times_table(rows: list[Row]) -> str:
-    headers = ["N", "floor", "recompile stub", "recompile single", "update stub",
-               "update single", "MCJIT stock", "MCJIT O(1) lookup", "MCJIT add_object_file"]
-    keys = ["recompile/stub", "recompile/single", "update/stub", "update/single",
+    headers = ["N", "floor", *(f"recompile {p}" for p in POLICIES),
+               *(f"update {p}" for p in POLICIES), "MCJIT stock", "MCJIT O(1) lookup",
+               "MCJIT add_object_file"]
+    keys = [*(f"recompile/{p}" for p in POLICIES), *(f"update/{p}" for p in POLICIES),
             "mcjit/stock", "mcjit/indexed", "mcjit/objfile"]
     body = [[r.n, _ms(r.floor_median), *(_ms(r.s(k).median) for k in keys)] for r in rows]
     return markdown_table(headers, body)
@@ -589,7 +590,8 @@ def plot(rows: list[Row], path) -> bool:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     xs = [r.n for r in rows]
     ax.plot(xs, [r.floor_median * 1e3 for r in rows], marker="o", label="floor")
-    labels = {"recompile/stub": "recompile (stub)", "recompile/single": "recompile (single)",
+    labels = {"recompile/direct": "recompile (direct)", "recompile/stub": "recompile (stub)",
+              "recompile/single": "recompile (single)",
               "update/stub": "update_module (stub)", "update/single": "update_module (single)",
               "mcjit/stock": "MCJIT relink (stock)", "mcjit/indexed": "MCJIT relink (O(1) lookup)",
               "mcjit/objfile": "MCJIT relink (add_object_file)"}

@@ -42,7 +42,8 @@ class CompileUnit:
     ``text``: the module's text as the caller will want it anyway, printed on
     the first call and kept (printing costs in proportion to the module, so a
     backend that needs the text - for a cache key, a cut, a worker - asks
-    for it here rather than printing its own copy); None: print it yourself.
+    for it here rather than printing its own copy, and says so with a class
+    attribute ``reads_text = True``); None: print it yourself.
     """
 
     module: llvm.ModuleRef

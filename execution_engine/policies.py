@@ -88,10 +88,11 @@ class RedirectionPolicy:
         ``module()`` (the IR, or its text) is asked for only when needed:
         printing a module costs about 2 % of compiling it."""
         if not (self.direct_calls and called):
-            return frozenset()
+            return _NONE
         return call_only_functions(str(module())).intersection(called)
 
 
+_NONE: frozenset[str] = frozenset()
 DIRECT = RedirectionPolicy("direct", redirects=True, slot_calls=False, direct_calls=True)
 STUB = RedirectionPolicy("stub", redirects=True, slot_calls=False)
 SINGLE = RedirectionPolicy("single", redirects=True, slot_calls=True)

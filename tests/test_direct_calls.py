@@ -494,3 +494,33 @@ out:
         thread.join(30)
         assert not thread.is_alive()
         engine.close()
+
+
+def test_a_big_module_is_printed_before_its_code_generation(monkeypatch):
+    """Its text (15 MB for SQLite's library) must be gone before code
+    generation's memory peaks: found call-only functions first, then compile."""
+    from execution_engine import InProcessCompiler
+    from execution_engine.layers import ir_compile
+
+    events: list[str] = []
+    real = ir_compile.call_only_functions
+
+    def recording(text: str) -> frozenset[str]:
+        events.append("print")
+        return real(text)
+
+    class Recording(InProcessCompiler):
+        def compile(self, module, target_machine, *, label):
+            events.append("compile")
+            return super().compile(module, target_machine, label=label)
+
+    monkeypatch.setattr(ir_compile, "call_only_functions", recording)
+    n = ir_compile.EARLY_PRINT_FUNCTIONS
+    body = "".join(f"define i64 @g{i}(i64 %x) {{\n  %r = call i64 @g{i - 1}(i64 %x)\n"
+                   f"  ret i64 %r\n}}\n" for i in range(1, n))
+    text = "define i64 @g0(i64 %x) {\n  ret i64 %x\n}\n" + body
+    ee = create_mcjit_compiler(parse_ir(text), make_tm(), compiler=Recording())
+    ee.finalize_object()
+    assert events[:2] == ["print", "compile"] and events.count("print") == 1
+    assert cfunc(ee.get_function_address(f"g{n - 1}"))(7) == 7
+    ee.close()

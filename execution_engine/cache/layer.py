@@ -96,6 +96,8 @@ class CachingBackend:
     :class:`CachingCompiler`; thread-safe if ``inner`` and ``describe`` are.
     """
 
+    reads_text = True  # for its keys: see CompileUnit.text
+
     def __init__(self, inner: CompileBackend, store: ObjectStore | None,
                  describe: Callable[[llvm.TargetMachine], str | None], *, extra: str = ""):
         self.inner = inner

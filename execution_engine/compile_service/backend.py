@@ -43,6 +43,8 @@ _NAMED_FUNCTIONS = 3  # a label lists this many functions, then counts the rest
 class WorkerCompiler:
     """Compiles in the shared pool's worker processes (see the module docstring)."""
 
+    reads_text = True  # for a cut: see CompileUnit.text
+
     def __init__(self, workers: int, fallback: CompileBackend | None = None,
                  pool: CompilePool | None = None, *, start: bool = True):
         """``pool``: default the process's shared pool, whose workers start in the

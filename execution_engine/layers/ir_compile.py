@@ -40,6 +40,7 @@ from ..compilers import (
     submit_all,
 )
 from ..errors import ExecutionEngineError, ObjectCacheWarning
+from ..ir.call_sites import call_only_functions
 from ..ir.linkage import shared_prefix
 from ..native import elf, elf_rewrite
 from ..policies import RedirectionPolicy
@@ -119,7 +120,8 @@ class IRCompileLayer:
                     errors.append(objects)
                     continue
                 del self._pending[job.handle]
-                for obj, direct in zip(objects, self._direct(job.text, objects), strict=True):
+                for obj, direct in zip(objects, self._direct(job.text, objects, job.call_only),
+                                       strict=True):
                     self.base.add(job.handle, obj, job.options, direct=direct)
             try:
                 self.base.emit(None if handles is None else list(handles))
@@ -147,14 +149,17 @@ class IRCompileLayer:
             return []
         # The user's object-cache hooks see one object per module: no partitions then.
         splittable = self.notify is None and self.getbuffer is None
-        direct = self.policy is not None and self.policy.direct_calls
+        # a backend that reads the module's text shares the direct policy's print
+        share = (self.policy is not None and self.policy.direct_calls
+                 and getattr(self.compiler, "reads_text", False))
         units = []
         try:
             for job in jobs:
                 units.append(CompileUnit(
-                    job.prepare(self), job.options.target_machine or self.target_machine,
+                    job.prepare(self, keep_text=share),
+                    job.options.target_machine or self.target_machine,
                     job.handle.name, shared_prefix(job.handle.id) if splittable else None,
-                    text=job.text if direct else None))
+                    text=job.text if share else None))
             started = time.perf_counter()
             futures = submit_all(self.compiler, units)
         finally:
@@ -193,14 +198,18 @@ class IRCompileLayer:
                                else f"{handle.name} (partition {i + 1} of {len(objects)})")
                 for i, data in enumerate(objects)]
 
-    def _direct(self, module_text: Callable[[], str],
-                objects: list[elf.ObjectFile]) -> list[frozenset[str]]:
+    def _direct(self, module_text: Callable[[], str], objects: list[elf.ObjectFile],
+                call_only: frozenset[str] | None = None) -> list[frozenset[str]]:
         """For each of ``objects`` (compiled from the module ``module_text()``
-        prints, maybe as partitions), the functions it may call directly; the
-        text is asked for only if some object calls its own functions."""
+        prints, maybe as partitions), the functions it may call directly;
+        ``call_only``: the module's call-only functions if they were found
+        before compiling. The text is asked for only if some object calls its
+        own functions and ``call_only`` is not known."""
         policy = self.policy
         if policy is None or not policy.direct_calls:
             return [frozenset()] * len(objects)
+        if call_only is not None:
+            return [call_only.intersection(obj.called_definitions()) for obj in objects]
         return [policy.direct_callees(module_text, obj.called_definitions()) for obj in objects]
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
@@ -251,6 +260,11 @@ class IRCompileLayer:
         return self.base.find_symbol_in(handle, name)
 
 
+# Modules defining this many functions have their call-only functions found
+# before code generation (see _Job.prepare); smaller ones after, if needed.
+EARLY_PRINT_FUNCTIONS = 64
+
+
 @dataclass(eq=False)
 class _Job:
     """A queued module on its way through one :meth:`IRCompileLayer.emit`:
@@ -262,11 +276,23 @@ class _Job:
     options: AddOptions
     target: llvm.ModuleRef | None = None
     weakened: list[str] = field(default_factory=list)
+    call_only: frozenset[str] | None = None
     _text: str | None = None
 
-    def prepare(self, layer: IRCompileLayer) -> llvm.ModuleRef:
+    def prepare(self, layer: IRCompileLayer, *, keep_text: bool) -> llvm.ModuleRef:
+        """What to compile; ``keep_text``: the backend will ask for the text."""
+        early = (layer.policy is not None and layer.policy.direct_calls
+                 and _defines_at_least(self.module, EARLY_PRINT_FUNCTIONS))
+        if early and not keep_text:
+            # A big module is printed before code generation, not after: its
+            # text (SQLite's: 15 MB, three copies while llvmlite returns it)
+            # is freed before code generation's own memory peaks (peak RSS of
+            # the SQLite shell: 237 MB printed after, plain MCJIT 195 MB).
+            self.call_only = call_only_functions(str(self.module))
         target = self.target = self.module if self.options.in_place else self.module.clone()
         self.weakened = layer._weaken(target)
+        if early and keep_text:  # one print, as compiled, for the backend too
+            self.call_only = call_only_functions(self.text())
         return target
 
     def text(self) -> str:
@@ -297,6 +323,15 @@ def _hook(name: str, handle: Handle, call: Callable[[], Any]) -> Any:
             f"the object cache's {name} hook raised {type(exc).__name__}: {exc} (for "
             f"{handle.name}); the engine carried on without it"), stacklevel=2)
         return None
+
+
+def _defines_at_least(module: llvm.ModuleRef, count: int) -> bool:
+    defined = 0
+    for fn in module.functions:
+        defined += not fn.is_declaration
+        if defined >= count:
+            return True
+    return False
 
 
 def _defines_several_functions(module: llvm.ModuleRef) -> bool:

@@ -31,6 +31,11 @@ applies them, links, publishes definitions and frees.
 Objects of one batch that need each other's *data* are linked after their
 providers; objects that need each other's data in a cycle are linked
 together as one resource, freed when all of their handles are removed.
+Independent sets of a big batch (8 or more) that are not replaceable are
+packed into links of up to 64 objects, merged into one object where possible
+(:func:`..linking.link_plan.pack`, :mod:`..native.elf_merge`): each link
+costs memory pages and bookkeeping of its own, and a pack is freed when
+its last set is removed (a removed set's symbols are undefined at once).
 
 Thread-safety: the layer's lock serialises every method.
 """
@@ -46,11 +51,11 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import LinkError, UnresolvedSymbolError
 from ..ir.linkage import shared_prefix
 from ..linking import structors
-from ..linking.link_plan import LinkPlanner, ObjectUnit, Plan, dependencies, link_order
+from ..linking.link_plan import LinkPlanner, ObjectUnit, Plan, dependencies, link_order, pack
 from ..linking.reclaim import Reclaimer
 from ..linking.relink import DirectLink, plan_relink
 from ..linking.symbols import Definition, SymbolTable
-from ..native import elf, elf_rewrite
+from ..native import elf, elf_merge, elf_rewrite
 from ..policies import STUB, RedirectionPolicy
 from .base import DEFAULT, AddOptions, Handle
 
@@ -178,22 +183,39 @@ class RedirectionLayer:
         failed = self.planner.failures(plans)
         link_errors: list[Exception] = []
         linked: list[Plan] = []
-        for group in link_order([p for p in plans if p not in failed]):
-            if any(d in failed for p in group for d in dependencies(p, all_kinds=True)):
-                failed.update(group)
-                continue
-            try:
-                self._link(group)
-            except Exception as exc:  # noqa: BLE001 - reported after the good ones are in
-                link_errors.append(exc)
-                failed.update(group)
-                continue
-            linked.extend(group)
-        linked.sort(key=plans.index)
+        for packed in pack(link_order([p for p in plans if p not in failed])):
+            groups = [g for g in packed if not any(
+                d in failed for p in g for d in dependencies(p, all_kinds=True))]
+            for g in packed:
+                if g not in groups:
+                    failed.update(g)
+            if len(groups) > 1:
+                together = [p for g in groups for p in g]
+                try:
+                    self._link(together)
+                except Exception:  # noqa: BLE001 - linked group by group below, to say which
+                    pass
+                else:
+                    linked.extend(together)
+                    continue
+            for group in groups:
+                if any(d in failed for p in group for d in dependencies(p, all_kinds=True)):
+                    failed.update(group)
+                    continue
+                try:
+                    self._link(group)
+                except Exception as exc:  # noqa: BLE001 - reported after the good ones are in
+                    link_errors.append(exc)
+                    failed.update(group)
+                    continue
+                linked.extend(group)
+        position = {plan: n for n, plan in enumerate(plans)}
+        linked.sort(key=position.__getitem__)
         for plan in linked:
             self._publish(plan)
         for plan in linked:
             self._resolve_structors(plan)
+            plan.unit.obj.compact()  # kept for relinks and local addresses: bytes suffice
         relink_error = self._relink_superseded()
         self._retire_superseded()
         missing = {p.unit.handle.name: p.missing for p in plans if p.missing}
@@ -241,6 +263,10 @@ class RedirectionLayer:
                         absolute=dict.fromkeys(p.absent, 0))
             for p in group
         ]
+        if len(blobs) > 1:
+            merged = elf_merge.merge(blobs)
+            if merged is not None:
+                blobs = [merged]
         resource = self.base.add(blobs, imports, exports,
                                  name=" + ".join(p.unit.handle.name for p in group))
         shared = _Shared(resource, len(group))

@@ -26,6 +26,16 @@ from . import structors
 from .relink import LINKER_DEFINED
 from .symbols import SymbolTable, conflicts, winner
 
+_EMPTY: frozenset = frozenset()
+
+
+def _add(items: set | frozenset, item: object) -> set:
+    """``items`` with ``item`` added: a set of its own once one is needed."""
+    if not isinstance(items, set):
+        items = set(items)
+    items.add(item)
+    return items
+
 
 @dataclass(eq=False)
 class ObjectUnit:
@@ -45,16 +55,19 @@ class Plan:
     uid: int
     rename: dict[str, str] = field(default_factory=dict)
     undefine: set[str] = field(default_factory=set)
-    direct: set[str] = field(default_factory=set)  # functions its own calls reach directly
+    # Sets most plans leave empty start as one shared empty frozenset (an
+    # empty set is 216 bytes, and a big batch has a plan per object): grown
+    # with _add.
+    direct: set[str] | frozenset[str] = _EMPTY  # functions its own calls reach directly
     exports: list[str] = field(default_factory=list)
     definitions: list[tuple[str, str, bool, bool]] = field(default_factory=list)
     structors: list[structors.Structor] = field(default_factory=list)
     aliases: dict[str, tuple[int, int]] = field(default_factory=dict)
     section_aliases: dict[str, int] = field(default_factory=dict)  # alias -> section index
     reinit: list[tuple[str, str, int]] = field(default_factory=list)  # name, initial copy, size
-    absent: set[str] = field(default_factory=set)  # weak references nobody defines: 0
+    absent: set[str] | frozenset[str] = _EMPTY  # weak references nobody defines: 0
     needs: dict[str, int | Plan] = field(default_factory=dict)  # address, or provider in batch
-    call_deps: set[Plan] = field(default_factory=set)  # providers reached through stubs
+    call_deps: set[Plan] | frozenset[Plan] = _EMPTY  # providers reached through stubs
     missing: list[str] = field(default_factory=list)
     addresses: dict[str, int] = field(default_factory=dict)
     resource: LinkedResource | None = None  # where it was linked (for observers)
@@ -99,7 +112,7 @@ class LinkPlanner:
                 body = f"{name}.__body{plan.uid}"
                 plan.rename[name] = body
                 if self.policy.direct_calls and name in unit.direct:
-                    plan.direct.add(name)  # renamed in place: its references reach the body
+                    plan.direct = _add(plan.direct, name)  # renamed in place: reaches the body
                 else:
                     plan.undefine.add(name)
                 plan.exports.append(body)
@@ -159,6 +172,7 @@ class LinkPlanner:
         through the stub like any reference."""
         if not plan.direct:
             return
+        assert isinstance(plan.direct, set)
         weak = {name: w for name, _, _, w in plan.definitions}
         for name in list(plan.direct):
             existing = self.symbols.current(name)
@@ -197,7 +211,7 @@ class LinkPlanner:
                 provider, is_fn = winner
                 if is_fn and self.policy.redirects:
                     plan.needs[name] = self.symbols.stub(name).address
-                    plan.call_deps.add(provider)
+                    plan.call_deps = _add(plan.call_deps, provider)
                 else:
                     plan.needs[name] = provider
                 continue
@@ -212,7 +226,7 @@ class LinkPlanner:
                 address = self._resolve_process(name)
             if address is None:
                 if weak_ref:
-                    plan.absent.add(name)
+                    plan.absent = _add(plan.absent, name)
                 else:
                     plan.missing.append(name)
                 continue
@@ -245,6 +259,52 @@ def dependencies(plan: Plan, *, all_kinds: bool) -> set[Plan]:
         deps |= plan.call_deps
     deps.discard(plan)
     return deps
+
+
+# Independent objects of one batch linked as one resource (``pack``): at most
+# this many, with at most this much allocatable memory together. A removed set
+# of a pack keeps its memory until the pack's last set is removed, so the caps
+# bound what a removal can leave behind.
+PACK_OBJECTS = 64
+PACK_BYTES = 256 << 10
+# Smaller batches (numba's add-then-finalize, a REPL's) are linked set by set,
+# so that removing one of them frees its memory at once.
+PACK_MIN_GROUPS = 8
+
+
+def _packable(plan: Plan) -> bool:
+    """A set that stays until it is removed (not a replaceable body or update)."""
+    return not plan.unit.options.replaceable
+
+
+def pack(groups: list[list[Plan]]) -> list[list[list[Plan]]]:
+    """``groups`` (from :func:`link_order`, in order) gathered into links:
+    consecutive groups of sets that are not replaceable share one link (one
+    resource, its objects merged into one where :mod:`..native.elf_merge`
+    can), up to :data:`PACK_OBJECTS` objects and :data:`PACK_BYTES` bytes,
+    as long as no name is exported twice; a batch of fewer than
+    :data:`PACK_MIN_GROUPS` groups is not packed. A small object linked alone costs
+    about 48 KB; one of 64 merged, about 1.5 KB. Each link is returned as its
+    groups, so a failed link can be retried group by group."""
+    if len(groups) < PACK_MIN_GROUPS:
+        return [[group] for group in groups]
+    links: list[list[list[Plan]]] = []
+    names: set[str] = set()
+    size = count = 0
+    for group in groups:
+        exports = {n for p in group for n in p.exports}
+        group_size = sum(p.unit.obj.allocated_size for p in group)
+        if (links and all(_packable(p) for p in group) and all(
+                _packable(p) for p in links[-1][0]) and count + len(group) <= PACK_OBJECTS
+                and size + group_size <= PACK_BYTES and names.isdisjoint(exports)):
+            links[-1].append(group)
+            names |= exports
+            size += group_size
+            count += len(group)
+            continue
+        links.append([group])
+        names, size, count = exports, group_size, len(group)
+    return links
 
 
 def link_order(plans: list[Plan]) -> list[list[Plan]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import sys
 from dataclasses import dataclass
 
 from ..errors import InvalidObjectError
@@ -93,6 +94,7 @@ _TLS_RELOCATIONS = {EM_X86_64: frozenset(range(16, 24))}
 # RuntimeDyld's memory manager raises a fatal error when mmap fails (say, a
 # 1 TB zero-initialised global).
 _PROBE_ALLOCATIONS_ABOVE = 64 << 20
+_NONE: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +152,12 @@ class ObjectFile:
         self.data = bytes(data)
         self.name = name
         self.machine = machine
-        self.sections: list[Section] = []
-        self.symbols: list[Symbol] = []
+        self._sections: list[Section] | None = []
+        self._symbols: list[Symbol] | None = []
         self.symtab_index = -1
         self._alloc_total = 0
-        self._unloaded: set[int] = set()  # symbols defined in sections that are not loaded
+        # symbols defined in sections that are not loaded (rare: a set only then)
+        self._unloaded: set[int] | frozenset[int] = _NONE
         # Imports reached by PC-relative relocations the linker resolves directly
         # (no stub or GOT entry): name -> (fewest bits, largest |addend|). Their
         # address must lie within reach of the memory the object is linked into.
@@ -165,6 +168,34 @@ class ObjectFile:
             raise
         except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
             raise InvalidObjectError(f"{name}: malformed ELF object ({exc})") from None
+
+    # -- the parsed tables, dropped by compact() -------------------------------
+
+    @property
+    def sections(self) -> list[Section]:
+        if self._sections is None:
+            self._reparse()
+        assert self._sections is not None
+        return self._sections
+
+    @property
+    def symbols(self) -> list[Symbol]:
+        if self._symbols is None:
+            self._reparse()
+        assert self._symbols is not None
+        return self._symbols
+
+    def compact(self) -> None:
+        """Drop the parsed section and symbol tables (about 3 KB of Python
+        objects for a small object); they are parsed again from the bytes
+        when next used. The engine calls this for objects it keeps linked."""
+        self._sections = self._symbols = None
+
+    def _reparse(self) -> None:
+        self._sections, self._symbols = [], []
+        self.near_imports = {}
+        self._unloaded = _NONE
+        self._parse()
 
     # -- parsing -------------------------------------------------------------
 
@@ -201,7 +232,8 @@ class ObjectFile:
         shstr = self._blob(raw[e_shstrndx])
         for i, (nm, typ, flags, _, off, size, link, info, _, entsize) in enumerate(raw):
             self.sections.append(
-                Section(i, _cstring(shstr, nm), typ, flags, off, size, link, info, entsize)
+                Section(i, sys.intern(_cstring(shstr, nm)), typ, flags, off, size, link, info,
+                        entsize)
             )
         for sec in self.sections:
             if sec.name == ".eh_frame" and (not sec.flags & SHF_ALLOC or sec.type == SHT_NOBITS):
@@ -256,6 +288,8 @@ class ObjectFile:
                 if sym.is_global:  # the linker would give it an address in no memory
                     self._fail(f"global {label} is defined in section "
                                f"{self.sections[shndx].name}, which is not loaded (no SHF_ALLOC)")
+                if not isinstance(self._unloaded, set):
+                    self._unloaded = set()
                 self._unloaded.add(i)
             if i and not sym.name and shndx and sym.type not in (STT_SECTION, STT_FILE):
                 # RuntimeDyld would enter it as the symbol named '', which
@@ -400,6 +434,11 @@ class ObjectFile:
             probe.close()
 
     # -- queries -------------------------------------------------------------
+
+    @property
+    def allocated_size(self) -> int:
+        """Bytes of memory the object's sections and common symbols need."""
+        return self._alloc_total
 
     def defined_globals(self) -> dict[str, Symbol]:
         """Global and weak symbols this object defines (common ones included)."""

@@ -144,23 +144,32 @@ def rewrite(
             raise ValueError(f"{obj.name}: '{name}' is defined in shared section "
                              f"{sym.shndx}; it must become a reference")
 
-    out = bytearray(obj.data)
+    # The output is the input with new tables appended and its section header
+    # table patched in place: joined from views, so the object (megabytes for a
+    # big module) is copied once.
+    data = memoryview(obj.data)
+    e_shoff = struct.unpack_from("<Q", data, 0x28)[0]
+    headers_end = e_shoff + len(obj.sections) * SHDR.size
+    headers = bytearray(data[e_shoff:headers_end])
+    tail = bytearray()
+    size = len(data)
+
+    def append(blob: bytes | bytearray) -> int:
+        tail.extend(b"\0" * (-(size + len(tail)) % 8))
+        offset = size + len(tail)
+        tail.extend(blob)
+        return offset
+
     relocations = _share_relocations(obj, shared, imported) if shared else {}
     for index, entries in relocations.items():
-        out.extend(b"\0" * (-len(out) % 8))
-        offset = len(out)
-        out.extend(entries)
-        _patch_section(out, index, offset, len(entries))
-    out.extend(b"\0" * (-len(out) % 8))
-    symtab_off = len(out)
-    out.extend(table)
-    strtab_off = len(out)
-    out.extend(names)
-    _patch_section(out, symtab.index, symtab_off, len(table))
-    _patch_section(out, strtab.index, strtab_off, len(names))
+        _patch_section(headers, index, append(entries), len(entries))
+    _patch_section(headers, symtab.index, append(table), len(table))
+    strtab_off = size + len(tail)
+    tail.extend(names)
+    _patch_section(headers, strtab.index, strtab_off, len(names))
     for shndx in shared:
-        _clear_alloc(out, shndx)
-    return bytes(out)
+        _clear_alloc(headers, shndx)
+    return b"".join((data[:e_shoff], headers, data[headers_end:], tail))
 
 
 def _share_relocations(obj: ObjectFile, shared: Mapping[int, str],
@@ -185,14 +194,14 @@ def _share_relocations(obj: ObjectFile, shared: Mapping[int, str],
     return changed
 
 
-def _clear_alloc(out: bytearray, index: int) -> None:
-    e_shoff = struct.unpack_from("<Q", out, 0x28)[0]
-    base = e_shoff + index * SHDR.size
-    flags = struct.unpack_from("<Q", out, base + 8)[0]
-    struct.pack_into("<Q", out, base + 8, flags & ~SHF_ALLOC)
+def _clear_alloc(headers: bytearray, index: int) -> None:
+    base = index * SHDR.size
+    flags = struct.unpack_from("<Q", headers, base + 8)[0]
+    struct.pack_into("<Q", headers, base + 8, flags & ~SHF_ALLOC)
 
 
-def _patch_section(out: bytearray, index: int, offset: int, size: int) -> None:
-    e_shoff = struct.unpack_from("<Q", out, 0x28)[0]
-    base = e_shoff + index * SHDR.size
-    struct.pack_into("<QQ", out, base + 24, offset, size)
+def _patch_section(headers: bytearray, index: int, offset: int, size: int) -> None:
+    """Section ``index`` of the section header table ``headers`` now lies at
+    ``offset`` (``size`` bytes)."""
+    base = index * SHDR.size
+    struct.pack_into("<QQ", headers, base + 24, offset, size)
