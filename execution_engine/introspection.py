@@ -113,8 +113,10 @@ def collect_stats(stack: Stack, work: WorkCounters, *, tier_up: TierUpCounts,
     only the engine knows (modules, object_files, retired_sets,
     recompiled_bodies), ``tier_up`` the tier-up component's counts."""
     linker = stack.executor.linker
-    backend = stack.compile_layer.compiler
-    hits, misses = getattr(backend, "hits", 0), getattr(backend, "misses", 0)
+    layer = stack.compile_layer
+    backends = [layer.compiler] + ([layer.local] if layer.local is not layer.compiler else [])
+    hits = sum(getattr(backend, "hits", 0) for backend in backends)
+    misses = sum(getattr(backend, "misses", 0) for backend in backends)
     return EngineStats(
         defined_symbols=len(stack.symbols), stubs=len(stack.stubs),
         linked_sets=stack.redirection.linked_count(), linked_resources=linker.resource_count,

@@ -238,6 +238,18 @@ class ModuleView:
         header = self._header(value, value.name or name)
         return _UNFORWARDABLE_CC.search(header) is None
 
+    def text_size(self, name: str) -> int:
+        """About how long function or variable ``name``'s text is (0: unknown);
+        a slice of the module's index once it has one, else its print."""
+        value = self.lookup(name)
+        if value is None:
+            return 0
+        if self._index is not None:
+            text = self._index.get(value.name or name)
+            if text is not None:
+                return len(text)
+        return len(self._text(value, value.name or name))
+
     # -- texts ---------------------------------------------------------------
 
     def index(self) -> ModuleIndex:
