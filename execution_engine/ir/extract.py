@@ -545,10 +545,11 @@ class ModuleView:
         """Definitions of the named struct types ``texts`` use, and of those these
         use in turn (not all the module's: the partition's parse would grow with it)."""
         if self._types is None:
-            self._types = {}
+            types = {}  # assigned once complete: a partition cut meanwhile sees all or none
             for text in map(str, self.module.struct_types):
                 if text.startswith("%"):
-                    self._types[text.split(" = type ", 1)[0]] = text
+                    types[text.split(" = type ", 1)[0]] = text
+            self._types = types
         if not self._types:
             return []
         used: dict[str, str] = {}

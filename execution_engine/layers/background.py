@@ -43,10 +43,10 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExecutionEngineError
@@ -60,6 +60,15 @@ _WAIT = 0.5  # seconds the thread sleeps when nothing happens
 
 
 @dataclass(eq=False)
+class _Queue:
+    """What is queued of one module: callees reached (best first), then the rest."""
+
+    source: Any
+    hot: deque[str] = field(default_factory=deque)
+    rest: deque[str] = field(default_factory=deque)
+
+
+@dataclass(eq=False)
 class Batch:
     """A partition cut for the background: the engine names it defines, its
     text, and the compile in flight."""
@@ -69,6 +78,7 @@ class Batch:
     text: str
     label: str
     future: Future[bytes] | None = None
+    ready: threading.Event = field(default_factory=threading.Event)  # cut (and sent, or not)
     sent: float = 0.0
     done: bool = False  # linked, discarded or failed: no longer reserves anything
 
@@ -101,8 +111,9 @@ class Host:
         """About how much IR text function ``name`` of ``source`` is."""
         raise NotImplementedError
 
-    def cut(self, source: Any, names: list[str]) -> tuple[str, list[str]]:
-        """A partition defining ``names``: its text and the names it defines."""
+    def cut_apart(self, source: Any, names: list[str]) -> tuple[str, list[str]]:
+        """A partition defining ``names``: its text and the names it defines.
+        Called without the engine's lock; ``source`` cannot leave meanwhile."""
         raise NotImplementedError
 
     def link(self, batch: Batch, data: bytes, seconds: float) -> bool:
@@ -129,11 +140,12 @@ class BackgroundCompiler:
         self.counts = BackgroundCounts()
         self._first_calls: dict[int, int] = {}  # id(source) -> first calls seen
         self._started: set[int] = set()
-        self._hot: deque[tuple[Any, str]] = deque()
-        self._rest: deque[tuple[Any, deque[str]]] = deque()
+        # Per module (by id): the callees reached, then the rest of the module.
+        self._queues: dict[int, _Queue] = {}
         self._reserved: dict[tuple[int, str], Batch] = {}
         self._isolated: set[tuple[int, str]] = set()  # compile these in workers
         self._in_flight: list[Batch] = []
+        self._to_cut: deque[Batch] = deque()  # chosen, for the thread to cut and send
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,11 +164,21 @@ class BackgroundCompiler:
             if calls >= self.policy.start_after and key not in self._started:
                 self._started.add(key)
                 assert self.host is not None
-                self._rest.append((source, deque(self.host.queue_order(source))))
+                self._queue(source).rest.extend(self.host.queue_order(source))
         if self._started:
-            self._hot.extend(callees)
+            for callee_source, name in callees:
+                self._queue(callee_source).hot.append(name)
             self._ensure_thread()
             self._wake.set()
+
+    def _queue(self, source: Any) -> _Queue:
+        queue = self._queues.get(id(source))
+        if queue is None:
+            queue = self._queues[id(source)] = _Queue(source)
+        return queue
+
+    def _busy(self) -> bool:
+        return bool(self._in_flight) or any(q.hot or q.rest for q in self._queues.values())
 
     def reserved(self, source: Any, name: str) -> Batch | None:
         """The partition in flight that defines ``name`` of ``source``, if any."""
@@ -178,8 +200,7 @@ class BackgroundCompiler:
         key = id(source)
         self._first_calls.pop(key, None)
         self._started.discard(key)
-        self._hot = deque(c for c in self._hot if c[0] is not source)
-        self._rest = deque(r for r in self._rest if r[0] is not source)
+        self._queues.pop(key, None)
         for reserved in [k for k in self._reserved if k[0] == key]:
             del self._reserved[reserved]
         self._isolated = {k for k in self._isolated if k[0] != key}
@@ -195,94 +216,120 @@ class BackgroundCompiler:
             _running.add(self)
             self._thread.start()
 
-    def step(self) -> bool:
-        """Link what arrived, send what fits; whether anything is left to do.
-        Engine's lock held."""
-        if self._closed:
-            return False
-        for arrived in [b for b in self._in_flight if b.future is not None and b.future.done()]:
-            self._finish(arrived)
+    def pump(self) -> None:
+        """Link every partition that arrived and choose (and reserve) the next
+        ones, which the thread then cuts and sends without the lock
+        (:meth:`send`). Engine's lock held: called after every first call
+        (JIT'd code that keeps calling new functions keeps the lock busy) and
+        by the thread whenever it has something to link or to choose."""
+        if self._closed or self.host is None:
+            return
+        for arrived in list(self._in_flight):
+            if arrived.ready.is_set() and (arrived.future is None or arrived.future.done()):
+                self._finish(arrived)
         while len(self._in_flight) < self._limit:
             batch = self._next_batch()
             if batch is None:
                 break
-            self._send(batch)
-        return bool(self._in_flight or self._hot or self._rest)
+            self._to_cut.append(batch)
+            self._wake.set()
+
+    def needs_pump(self) -> bool:
+        """Whether :meth:`pump` has anything to do (read without the lock)."""
+        in_flight = list(self._in_flight)
+        if any(b.ready.is_set() and (b.future is None or b.future.done()) for b in in_flight):
+            return True
+        return len(in_flight) < self._limit and any(
+            q.hot or q.rest for q in list(self._queues.values()))
 
     def _next_batch(self) -> Batch | None:
+        """The next partition: functions of one module, its callees reached
+        first (modules in the order their work was queued), reserved."""
         host = self.host
         assert host is not None
         most, most_bytes = self.policy.batch_limit(self.counts.batches)
         while True:
+            queue = next((q for q in self._queues.values() if q.hot or q.rest), None)
+            if queue is None:
+                return None
+            source = queue.source
             chosen: list[str] = []
             seen: set[str] = set()
-            source = None
             size = 0
-            for name_source, name in self._candidates():
-                if name in seen and name_source is source:
-                    continue
-                if source is None:
-                    source = name_source
-                elif name_source is not source:
-                    self._hot.appendleft((name_source, name))  # the next batch's
-                    break
-                chosen.append(name)
-                seen.add(name)
-                size += host.size(source, name)
-                if len(chosen) >= most or size >= most_bytes:
-                    break
-            if source is None:
-                return None
-            try:
-                text, defines = host.cut(source, chosen)
-            except ExecutionEngineError:
-                if len(chosen) > 1:  # find the function that cannot be cut alone
-                    for name in reversed(chosen[1:]):
-                        self._hot.appendleft((source, name))
-                # a single function that cannot be cut: its first call says why
+            for names in (queue.hot, queue.rest):
+                while names and len(chosen) < most and size < most_bytes:
+                    name = names.popleft()
+                    if name in seen or not self._free(source, name) or not host.wanted(
+                            source, name):
+                        continue
+                    chosen.append(name)
+                    seen.add(name)
+                    size += host.size(source, name)
+            if not queue.hot and not queue.rest:
+                # the dict keeps insertion order: a module's turn comes back when it has work
+                del self._queues[id(source)]
+            if not chosen:
                 continue
-            if self._transform is not None:
-                text = self._transform(text)
-            label = (f"background partition of {source.handle.name}, "
-                     f"{len(defines)} function{'s' if len(defines) != 1 else ''} "
-                     f"('{defines[0]}'{', ...' if len(defines) > 1 else ''})")
-            return Batch(source, defines, text, label)
-
-    def _candidates(self) -> Iterator[tuple[Any, str]]:
-        """Queued functions still to compile and not reserved, best first."""
-        host = self.host
-        assert host is not None
-        while self._hot:
-            source, name = self._hot.popleft()
-            if self._free(source, name) and host.wanted(source, name):
-                yield source, name
-        while self._rest:
-            source, names = self._rest[0]
-            while names:
-                name = names.popleft()
-                if self._free(source, name) and host.wanted(source, name):
-                    yield source, name
-            self._rest.popleft()
+            batch = Batch(source, chosen, "", f"background partition of {source.handle.name}, "
+                          f"{len(chosen)} function{'s' if len(chosen) != 1 else ''} "
+                          f"('{chosen[0]}'{', ...' if len(chosen) > 1 else ''})")
+            for name in chosen:
+                self._reserved[(id(source), name)] = batch
+            self._in_flight.append(batch)
+            self.counts.batches += 1
+            return batch
 
     def _free(self, source: Any, name: str) -> bool:
         key = (id(source), name)
         batch = self._reserved.get(key)
         return (batch is None or batch.done) and key not in self._isolated
 
-    def _send(self, batch: Batch) -> None:
-        for name in batch.defines:
-            self._reserved[(id(batch.source), name)] = batch
-        batch.sent = time.perf_counter()
-        batch.future = self._pool().submit(batch.text, self._spec, batch.label, verify=False)
-        batch.future.add_done_callback(lambda _: self._wake.set())
-        self._in_flight.append(batch)
-        self.counts.batches += 1
+    def send(self, batch: Batch) -> None:
+        """Cut ``batch`` and send it to a worker; without the engine's lock
+        (the module's cut lock keeps it from leaving meanwhile)."""
+        host = self.host
+        assert host is not None
+        try:
+            try:
+                text, defines = host.cut_apart(batch.source, batch.defines)
+            except ExecutionEngineError:
+                return  # batch.future stays None: given up when finished
+            if defines != batch.defines:
+                return
+            if self._transform is not None:
+                text = self._transform(text)
+            batch.text = text
+            batch.sent = time.perf_counter()
+            future = self._pool().submit(text, self._spec, batch.label, verify=False)
+            future.add_done_callback(lambda _: self._wake.set())
+            batch.future = future
+        finally:
+            batch.ready.set()
 
     def _finish(self, batch: Batch) -> None:
         """Wait for ``batch``, then link it or give it up (engine's lock held)."""
         if batch.done:
             return
-        assert batch.future is not None and self.host is not None
+        assert self.host is not None
+        if not batch.ready.is_set():
+            try:
+                self._to_cut.remove(batch)  # not taken by the thread yet: cut it here
+            except ValueError:
+                pass  # being cut by the thread, which does not need the engine's lock
+            else:
+                self.send(batch)
+        batch.ready.wait()
+        if batch.future is None:  # could not be cut together: one by one, first
+            batch.done = True
+            self._in_flight.remove(batch)
+            for name in batch.defines:
+                if self._reserved.get((id(batch.source), name)) is batch:
+                    del self._reserved[(id(batch.source), name)]
+            if len(batch.defines) > 1 and self.host.wanted(batch.source, batch.defines[0]):
+                queue = self._queue(batch.source)
+                queue.hot.extendleft(reversed(batch.defines[1:]))
+                self._queue(batch.source).rest.appendleft(batch.defines[0])
+            return
         try:
             data = batch.future.result()
         except ExecutionEngineError:
@@ -325,7 +372,7 @@ class BackgroundCompiler:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock():
-                busy = bool(self._in_flight or self._hot or self._rest)
+                busy = self._busy()
             if not busy:
                 return True
             self._wake.set()
@@ -336,17 +383,23 @@ class BackgroundCompiler:
 def _serve(ref: weakref.ref[BackgroundCompiler], stop: threading.Event,
            wake: threading.Event) -> None:
     while not stop.is_set():
+        wake.clear()
         component = ref()
         if component is None:
             return
         try:
-            with component._lock():
-                busy = component.step()
+            if component._to_cut:
+                component.send(component._to_cut.popleft())
+                continue
+            if component.needs_pump():
+                with component._lock():
+                    component.pump()
+                continue
         except Exception:  # noqa: BLE001 - the background never takes the engine down
-            busy = False
-        del component
-        wake.wait(_WAIT if busy else _WAIT * 4)
-        wake.clear()
+            pass
+        finally:
+            del component
+        wake.wait(_WAIT)
 
 
 _running: weakref.WeakSet[BackgroundCompiler] = weakref.WeakSet()

@@ -87,6 +87,10 @@ class _Source:
     # variables (then it never leaves by itself: its storage may be referenced).
     defined: frozenset[str] | None = None
     defines_data: bool = True
+    # Held while the background cuts a partition of the module without the
+    # engine's lock; removal waits for it.
+    cut_lock: threading.Lock = field(default_factory=threading.Lock)
+    removed: bool = False
 
 
 class OnDemand(Protocol):
@@ -240,6 +244,8 @@ class CompileOnDemandLayer(Host):
         with self._lock:
             source = self._by_handle.pop(handle, None)
             if source is not None:
+                with source.cut_lock:
+                    source.removed = True
                 if self.background is not None:
                     self.background.forget(source)
                 self._sources.remove(source)
@@ -292,6 +298,8 @@ class CompileOnDemandLayer(Host):
                 self.background.claim(batch)
             if batch is None or self._provider(name)[0] is source:
                 self._compile(source, name)
+            if self.background is not None:
+                self.background.pump()
             current = self.symbols.current(name)
             return current.address if current is not None else None
 
@@ -525,8 +533,11 @@ class CompileOnDemandLayer(Host):
     def size(self, source: _Source, name: str) -> int:
         return source.view.text_size(self._original_name(source, name) or name)
 
-    def cut(self, source: _Source, names: list[str]) -> tuple[str, list[str]]:
-        cut = source.view.partition([self._original_name(source, n) or n for n in names])
+    def cut_apart(self, source: _Source, names: list[str]) -> tuple[str, list[str]]:
+        with source.cut_lock:
+            if source.removed:
+                raise ExtractionError(f"{source.handle.name} was removed")
+            cut = source.view.partition([self._original_name(source, n) or n for n in names])
         return cut.text, cut.defines
 
     def link(self, batch: Batch, data: bytes, seconds: float) -> bool:
