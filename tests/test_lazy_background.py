@@ -10,14 +10,13 @@ from concurrent.futures import Future
 
 import llvmlite.binding as llvm
 import pytest
+from conftest import cfunc, make_tm, parse_ir
 
 from execution_engine import create_mcjit_compiler
 from execution_engine.errors import CompileError
 from execution_engine.layers.background import BackgroundCompiler
 from execution_engine.policies import BACKGROUND, OFF, BackgroundPolicy, background_policy
 from execution_engine.target_spec import spec_of
-
-from conftest import cfunc, make_tm, parse_ir
 
 I64 = ctypes.c_int64
 N = 40
