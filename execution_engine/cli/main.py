@@ -45,8 +45,9 @@ _PROG = "execution-engine"
 # The command line's compile workers unless told (--compile-workers, or the
 # environment), per JIT kind. mcjit: one per core (docs/benchmarks.md, "Real
 # programs with compile workers": Lua, brotli and SQLite cold in 0.59-0.63x
-# the in-process wall time on 2 idle cores). orc-lazy: in process (a lazy
-# function's compile waits for the round trip to a worker: lua-fib 1.13-1.25x).
+# the in-process wall time on 2 idle cores). orc-lazy: one per core too: first
+# calls compile in process while the workers compile ahead (layers/background.py;
+# docs/benchmarks.md, "Lazy compilation ahead in compile workers").
 DEFAULT_COMPILE_WORKERS: dict[str, int | str] = {"mcjit": "auto", "orc-lazy": "auto"}
 _DESCRIPTION = ("Run an LLVM IR (.ll) or bitcode (.bc) program on a layered JIT, as lli "
                 "does. See 'run --help'.")
