@@ -128,6 +128,7 @@ class ExecutionEngine:
         self._stack: Stack = build_stack(self._options, self._target_machine, self._mappings,
                                          self._reclaimer, self._on_unbound_stub)
         compile_layer = self._stack.compile_layer
+        self._stack.start_background(self._options, self._target_machine, self._locked)
         self._install_cache_hooks()
         compile_layer.on_compiled = self._on_compiled
         self._swap = HotSwap(self._stack, self._modules, self._target_machine,

@@ -40,6 +40,13 @@ class EngineStats:
     ``tier_up_discarded`` (promotions dropped because the function changed or
     left meanwhile), ``tier_up_failures`` (promotions that failed to compile),
     ``tier_up_seconds`` (compile time of promotions, off the callers' path).
+    A lazy engine compiling ahead (:mod:`.layers.background`):
+    ``background_batches`` (partitions sent to the workers),
+    ``background_functions`` (functions compiled ahead and linked),
+    ``background_waits`` (first calls that waited for their partition),
+    ``background_discarded`` (partitions dropped: their functions changed,
+    left or were compiled meanwhile), ``background_failures`` (partitions that
+    failed to compile).
     """
 
     modules: int
@@ -65,6 +72,11 @@ class EngineStats:
     tier_up_discarded: int = 0
     tier_up_failures: int = 0
     tier_up_seconds: float = 0.0
+    background_batches: int = 0
+    background_functions: int = 0
+    background_waits: int = 0
+    background_discarded: int = 0
+    background_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,8 +125,12 @@ def collect_stats(stack: Stack, work: WorkCounters, *, tier_up: TierUpCounts,
     only the engine knows (modules, object_files, retired_sets,
     recompiled_bodies), ``tier_up`` the tier-up component's counts."""
     linker = stack.executor.linker
-    backend = stack.compile_layer.compiler
-    hits, misses = getattr(backend, "hits", 0), getattr(backend, "misses", 0)
+    layer = stack.compile_layer
+    backends = [layer.compiler] + ([layer.local] if layer.local is not layer.compiler else [])
+    hits = sum(getattr(backend, "hits", 0) for backend in backends)
+    background = getattr(stack.top, "background", None)
+    ahead = background.counts if background is not None else None
+    misses = sum(getattr(backend, "misses", 0) for backend in backends)
     return EngineStats(
         defined_symbols=len(stack.symbols), stubs=len(stack.stubs),
         linked_sets=stack.redirection.linked_count(), linked_resources=linker.resource_count,
@@ -125,7 +141,11 @@ def collect_stats(stack: Stack, work: WorkCounters, *, tier_up: TierUpCounts,
         tier_up_counted=tier_up.counted,
         tier_up_promotions=tier_up.promotions, tier_up_pending=tier_up.pending,
         tier_up_discarded=tier_up.discarded, tier_up_failures=tier_up.failures,
-        tier_up_seconds=tier_up.seconds, **held)
+        tier_up_seconds=tier_up.seconds,
+        **({} if ahead is None else dict(
+            background_batches=ahead.batches, background_functions=ahead.functions,
+            background_waits=ahead.waited, background_discarded=ahead.discarded,
+            background_failures=ahead.failed)), **held)
 
 
 def describe_function(symbols: SymbolTable, name: str,

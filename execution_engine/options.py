@@ -11,10 +11,13 @@ from .compilers import CompileBackend, InProcessCompiler
 from .executors.base import ExecutorSpec
 from .executors.local import LocalExecutorSpec
 from .policies import (
+    BACKGROUND,
     DIRECT,
     FUNCTION,
+    BackgroundPolicy,
     PartitionPolicy,
     RedirectionPolicy,
+    background_policy,
     partition_policy,
     redirection_policy,
 )
@@ -60,6 +63,10 @@ class EngineOptions:
     executor and a redirection policy under which every call goes through a
     pointer slot (:meth:`~.policies.RedirectionPolicy.check_counted`;
     :meth:`from_keywords` chooses ``"stub"`` when none is given).
+    ``background``: a lazy engine with compile workers compiles ahead in
+    them while JIT'd code runs (:class:`~.policies.BackgroundPolicy`;
+    ``True``: the default policy, ``False``: off); ignored without ``lazy``
+    and workers.
     """
 
     strict: bool = False
@@ -76,6 +83,7 @@ class EngineOptions:
     cache_dir: str | None = None
     compile_workers: int = 0
     tier_up: TierUp | None = None
+    background: BackgroundPolicy = BACKGROUND
 
     def __post_init__(self) -> None:
         for name in ("strict", "lazy", "compile_in_place", "perf_map", "jitdump", "jit_events"):
@@ -83,6 +91,7 @@ class EngineOptions:
                 raise TypeError(f"{name} must be True or False, not {getattr(self, name)!r}")
         object.__setattr__(self, "redirection", redirection_policy(self.redirection))
         object.__setattr__(self, "partition", partition_policy(self.partition))
+        object.__setattr__(self, "background", background_policy(self.background))
         if self.grace_period is not None and (
                 isinstance(self.grace_period, bool)
                 or not isinstance(self.grace_period, (int, float))

@@ -13,6 +13,9 @@ layers' constructors; so does the engine's builder).
 * :class:`PartitionPolicy`: what a lazy first call compiles. ``FUNCTION``
   (the function alone), ``CALLEES`` (the function and the functions it calls
   that are not compiled yet, in one compile).
+* :class:`BackgroundPolicy`: whether a lazy engine compiles ahead in its
+  compile workers while JIT'd code runs (ORC's speculation), and in what
+  batches. ``BACKGROUND`` (the default with ``compile_workers``) or ``OFF``.
 
 Policies are immutable values; nothing outside this module compares their
 names.
@@ -117,6 +120,64 @@ class PartitionPolicy:
 FUNCTION = PartitionPolicy("function", with_callees=False)
 CALLEES = PartitionPolicy("callees", with_callees=True)
 PARTITION_POLICIES = {p.name: p for p in (FUNCTION, CALLEES)}
+
+
+@dataclass(frozen=True)
+class BackgroundPolicy:
+    """How a lazy engine compiles ahead in compile workers (see
+    :mod:`.layers.background`).
+
+    ``enabled``: compile ahead at all (it also needs ``compile_workers``).
+    Once a lazy module has had ``start_after`` first calls, its functions are
+    queued: the callees of every function compiled so far first (in the order
+    they were reached), then the rest of the module. They are cut into
+    partitions of at most ``batch_functions`` functions and about
+    ``batch_bytes`` of IR text each (the first partitions smaller: the k-th
+    has at most ``first_batch * 2**k`` functions, so that the first calls
+    waiting for them wait little), and at most ``in_flight`` partitions
+    (``0``: one more than there are workers) are being compiled at a time.
+    """
+
+    name: str
+    enabled: bool
+    start_after: int = 1
+    batch_functions: int = 64
+    batch_bytes: int = 96_000
+    in_flight: int = 0
+    first_batch: int = 8
+
+    def __post_init__(self) -> None:
+        for field_name in ("start_after", "batch_functions", "batch_bytes", "in_flight",
+                           "first_batch"):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (
+                    0 if field_name == "in_flight" else 1):
+                raise ValueError(f"BackgroundPolicy.{field_name} must be a positive int, "
+                                 f"not {value!r}")
+
+    def batch_limit(self, sent: int) -> tuple[int, int]:
+        """(functions, bytes) the partition sent after ``sent`` others may hold."""
+        scale = 2 ** min(sent, 20)
+        return (min(self.batch_functions, self.first_batch * scale),
+                min(self.batch_bytes, self.batch_bytes * self.first_batch * scale
+                    // self.batch_functions or 1))
+
+    def batches_in_flight(self, workers: int) -> int:
+        """How many partitions are sent at once to ``workers`` workers."""
+        return self.in_flight or workers + 1
+
+
+BACKGROUND = BackgroundPolicy("workers", enabled=True)
+OFF = BackgroundPolicy("off", enabled=False)
+BACKGROUND_POLICIES = {p.name: p for p in (BACKGROUND, OFF)}
+
+
+def background_policy(value: bool | str | BackgroundPolicy) -> BackgroundPolicy:
+    """``True``/``"workers"``: :data:`BACKGROUND`; ``False``/``"off"``: :data:`OFF`;
+    or ``value`` itself; ``ValueError`` otherwise."""
+    if isinstance(value, bool):
+        return BACKGROUND if value else OFF
+    return _choose(value, BackgroundPolicy, BACKGROUND_POLICIES, "background")
 
 
 def redirection_policy(value: str | RedirectionPolicy) -> RedirectionPolicy:

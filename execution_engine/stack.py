@@ -22,11 +22,14 @@ is restarted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
 from .executors.base import Executor, StubAllocator
+from .ir.call_sites import call_through_slots
+from .layers.background import background_component
 from .layers.base import Layer
 from .layers.compile_on_demand import EAGER, CompileOnDemandLayer, OnDemand
 from .layers.ir_compile import IRCompileLayer
@@ -66,7 +69,23 @@ class Stack:
         """Names only code not linked yet defines (see RedirectionLayer)."""
         return self.on_demand.resolve(name) or self.local_fallbacks.get(name)
 
+    def start_background(self, options: EngineOptions, target_machine: llvm.TargetMachine,
+                         lock: Callable[[], AbstractContextManager[None]]) -> None:
+        """A lazy stack with compile workers compiles ahead in them
+        (:mod:`.layers.background`); ``lock`` is the engine's."""
+        if not isinstance(self.top, CompileOnDemandLayer):
+            return
+        transform = None
+        if options.redirection.slot_calls:
+            has_stub = self.symbols.has_stub
+            transform = lambda text: call_through_slots(text, has_stub)  # noqa: E731
+        self.top.set_background(background_component(
+            options.background, options.compile_workers, target_machine, self.compile_layer,
+            lock, transform))
+
     def close(self) -> None:
+        if isinstance(self.top, CompileOnDemandLayer):
+            self.top.close()
         self.executor.close()
         self.stubs.close()
         for machine in self.machines:
@@ -100,13 +119,18 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
         # behind a cache the workers start on the first miss (a warm run needs none)
         compiler = WorkerCompiler(options.compile_workers, fallback=compiler,
                                   start=options.cache_dir is None)
+    local = options.compiler
     if options.cache_dir is not None:
         from .cache.layer import CachingBackend, describe_target, shared_store
 
-        compiler = CachingBackend(compiler, shared_store(options.cache_dir), describe_target)
+        store = shared_store(options.cache_dir)
+        local = CachingBackend(local, store, describe_target)
+        compiler = CachingBackend(compiler, store, describe_target) if (
+            compiler is not options.compiler) else local
     compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,
                                    interposable=options.redirection.redirects,
                                    policy=options.redirection)
+    compile_layer.local = local
     ir: Layer = compile_layer
     transform = options.redirection.ir_transform(symbols.has_stub)
     if transform is not None:
@@ -115,7 +139,8 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     on_demand = EAGER
     if options.lazy:
         top = on_demand = CompileOnDemandLayer(ir, symbols, partition=options.partition,
-                                               release_direct=redirection.release_direct)
+                                               release_direct=redirection.release_direct,
+                                               compile_layer=compile_layer)
     stack = Stack(executor, stubs, symbols, redirection, compile_layer, top, on_demand,
                   counting=counting, machines=machines)
     redirection.set_pending_resolver(stack.resolve_pending)

@@ -33,6 +33,7 @@ from ..cache.layer import flush_shared_stores
 from ..compile_service.pool import resolve_worker_count, start_workers
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
+from ..layers.background import stop_threads as stop_background
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
 from ..options import WORKERS_ENV
 from ..tiering.controller import stop_threads
@@ -44,9 +45,10 @@ _PROG = "execution-engine"
 # The command line's compile workers unless told (--compile-workers, or the
 # environment), per JIT kind. mcjit: one per core (docs/benchmarks.md, "Real
 # programs with compile workers": Lua, brotli and SQLite cold in 0.59-0.63x
-# the in-process wall time on 2 idle cores). orc-lazy: in process (a lazy
-# function's compile waits for the round trip to a worker: lua-fib 1.13-1.25x).
-DEFAULT_COMPILE_WORKERS: dict[str, int | str] = {"mcjit": "auto", "orc-lazy": 0}
+# the in-process wall time on 2 idle cores). orc-lazy: one per core too: first
+# calls compile in process while the workers compile ahead (layers/background.py;
+# docs/benchmarks.md, "Lazy compilation ahead in compile workers").
+DEFAULT_COMPILE_WORKERS: dict[str, int | str] = {"mcjit": "auto", "orc-lazy": "auto"}
 _DESCRIPTION = ("Run an LLVM IR (.ll) or bitcode (.bc) program on a layered JIT, as lli "
                 "does. See 'run --help'.")
 
@@ -256,6 +258,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     if opts.remote:
         engine.close()  # the executor flushes its stdio and runs atexit handlers
     stop_threads()  # no tier-up compile may be inside LLVM when the process ends
+    stop_background()  # nor a lazy engine's background cut
     # Leave through C exit(): it flushes C stdio and runs the program's atexit
     # handlers while its code is still mapped.
     libc = ctypes.CDLL(None)

@@ -238,6 +238,18 @@ class ModuleView:
         header = self._header(value, value.name or name)
         return _UNFORWARDABLE_CC.search(header) is None
 
+    def text_size(self, name: str) -> int:
+        """About how long function or variable ``name``'s text is (0: unknown);
+        a slice of the module's index once it has one, else its print."""
+        value = self.lookup(name)
+        if value is None:
+            return 0
+        if self._index is not None:
+            text = self._index.get(value.name or name)
+            if text is not None:
+                return len(text)
+        return len(self._text(value, value.name or name))
+
     # -- texts ---------------------------------------------------------------
 
     def index(self) -> ModuleIndex:
@@ -533,10 +545,11 @@ class ModuleView:
         """Definitions of the named struct types ``texts`` use, and of those these
         use in turn (not all the module's: the partition's parse would grow with it)."""
         if self._types is None:
-            self._types = {}
+            types = {}  # assigned once complete: a partition cut meanwhile sees all or none
             for text in map(str, self.module.struct_types):
                 if text.startswith("%"):
-                    self._types[text.split(" = type ", 1)[0]] = text
+                    types[text.split(" = type ", 1)[0]] = text
+            self._types = types
         if not self._types:
             return []
         used: dict[str, str] = {}

@@ -46,6 +46,9 @@ class AddOptions:
     ``target_machine``: code generation for this set only (another
     optimisation level). ``source``: the module the user added, which
     object-cache hooks receive when a layer above compiles a rewritten copy.
+    ``in_process``: compile in this process even when the engine compiles in
+    workers (a lazy first call, whose round trip to a worker would cost more
+    than the compile).
     """
 
     keep_existing_data: bool = False
@@ -55,6 +58,7 @@ class AddOptions:
     eager: bool = False
     target_machine: llvm.TargetMachine | None = None
     source: llvm.ModuleRef | None = None
+    in_process: bool = False
 
 
 DEFAULT = AddOptions()

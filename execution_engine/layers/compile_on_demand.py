@@ -32,6 +32,13 @@ on-demand questions (:class:`OnDemand`): what a reference to a lazy symbol
 resolves to, compiling a function whose stub was called, which sets hold a
 module's constructors; :data:`EAGER` answers them for eager stacks.
 
+With a :class:`~.background.BackgroundCompiler` (a lazy engine with compile
+workers) the layer tells it what each compile referred to, lets it cut and
+link partitions compiled ahead, and a first call of a function whose
+partition is being compiled ahead waits for that partition instead of
+compiling the function again; first calls themselves then compile in
+process (``AddOptions.in_process``).
+
 Thread-safety: the engine serialises calls (materialization runs under the
 engine's lock, so concurrent first calls compile a function exactly once).
 """
@@ -42,18 +49,23 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import llvmlite.binding as llvm
 
-from ..errors import DuplicateSymbolError
+from ..errors import DuplicateSymbolError, ExecutionEngineError
 from ..ir.extract import ExtractionError, ModuleView, unquote
 from ..ir.linkage import is_local, is_weak, shared_prefix
+from ..ir.module_text import HEADER_NAME
 from ..ir.parse import parse_partition
 from ..linking.symbols import Definition, SymbolTable, conflicts, winner
 from ..policies import FUNCTION, PartitionPolicy
+from .background import BackgroundCompiler, Batch, Host
 from .base import DEFAULT, AddOptions, Handle, Layer, add_and_emit
 from .lazy_emit import DeferredModule, LazyEmitLayer
+
+if TYPE_CHECKING:
+    from .ir_compile import IRCompileLayer
 
 
 @dataclass(eq=False)
@@ -75,6 +87,10 @@ class _Source:
     # variables (then it never leaves by itself: its storage may be referenced).
     defined: frozenset[str] | None = None
     defines_data: bool = True
+    # Held while the background cuts a partition of the module without the
+    # engine's lock; removal waits for it.
+    cut_lock: threading.Lock = field(default_factory=threading.Lock)
+    removed: bool = False
 
 
 class OnDemand(Protocol):
@@ -137,13 +153,16 @@ class _Eager:
 EAGER: OnDemand = _Eager()
 
 
-class CompileOnDemandLayer:
+class CompileOnDemandLayer(Host):
     """Modules in, one function at a time down to the IR layers."""
 
     def __init__(self, base: Layer, symbols: SymbolTable, *,
                  partition: PartitionPolicy = FUNCTION,
-                 release_direct: Callable[[Iterable[str]], None] | None = None):
+                 release_direct: Callable[[Iterable[str]], None] | None = None,
+                 compile_layer: IRCompileLayer | None = None):
         self.base = base
+        self.compile_layer = compile_layer
+        self.background: BackgroundCompiler | None = None  # see set_background
         self.symbols = symbols
         self.partition = partition
         # Before a stub is pointed away from a linked body: code that calls
@@ -154,6 +173,18 @@ class CompileOnDemandLayer:
         self._sources: list[_Source] = []  # oldest first
         self._by_handle: dict[Handle, _Source] = {}
         self._owner: dict[Handle, Handle] = {}  # partition, globals or alias handle -> module's
+
+    def set_background(self, background: BackgroundCompiler | None) -> None:
+        """Compile ahead with ``background`` (needs ``compile_layer``); None: not."""
+        if background is not None:
+            assert self.compile_layer is not None
+            background.host = self
+        self.background = background
+
+    def close(self) -> None:
+        """Stop compiling ahead (the engine is closing)."""
+        if self.background is not None:
+            self.background.close()
 
     # -- the Layer interface ------------------------------------------------------
 
@@ -213,6 +244,10 @@ class CompileOnDemandLayer:
         with self._lock:
             source = self._by_handle.pop(handle, None)
             if source is not None:
+                with source.cut_lock:
+                    source.removed = True
+                if self.background is not None:
+                    self.background.forget(source)
                 self._sources.remove(source)
                 for part in source.partitions:
                     self.base.remove(part)
@@ -257,7 +292,14 @@ class CompileOnDemandLayer:
             source, kind = self._provider(name)
             if source is None or kind != "function":
                 return None
-            self._compile(source, name)
+            batch = self._reserved(source, name)
+            if batch is not None:  # being compiled ahead: wait for it, link it
+                assert self.background is not None
+                self.background.claim(batch)
+            if batch is None or self._provider(name)[0] is source:
+                self._compile(source, name)
+            if self.background is not None:
+                self.background.pump()
             current = self.symbols.current(name)
             return current.address if current is not None else None
 
@@ -412,8 +454,16 @@ class CompileOnDemandLayer:
         if forwardable is None:
             forwardable = source.forwardable[name] = source.view.forwardable(original)
         if not forwardable and not stub.is_bound():
-            self._compile(source, name)
+            batch = self._reserved(source, name)
+            if batch is not None:
+                assert self.background is not None
+                self.background.claim(batch)
+            if not stub.is_bound():
+                self._compile(source, name)
         return stub.address
+
+    def _reserved(self, source: _Source, name: str) -> Batch | None:
+        return None if self.background is None else self.background.reserved(source, name)
 
     def _compile(self, source: _Source, name: str) -> None:
         self._link_variables()
@@ -425,12 +475,16 @@ class CompileOnDemandLayer:
         def uncompiled(ref: str) -> bool:
             value = source.view.lookup(ref)
             engine_name = source.view.shared_name(value, ref) if value else ref
-            return self._provider(engine_name)[0] is source and engine_name not in source.compiled
+            return (self._provider(engine_name)[0] is source and engine_name not in source.compiled
+                    and self._reserved(source, engine_name) is None)
 
         cut = source.view.partition([original], callees=self.partition.callee_filter(uncompiled))
         handle = Handle(f"function '{name}' of {source.handle.name}")
         partition = parse_partition(cut.text, handle.name)
-        options = replace(source.options, reinitialize_data=False, replaceable=True, in_place=True)
+        background = self.background
+        options = replace(source.options, reinitialize_data=False, replaceable=True, in_place=True,
+                          in_process=background is not None and not background.isolated(
+                              source, name))
         try:
             add_and_emit(self.base, handle, partition, options)
         finally:
@@ -438,6 +492,73 @@ class CompileOnDemandLayer:
         source.partitions.append(handle)
         self._owner[handle] = source.handle
         source.compiled.update(cut.defines)
+        if background is not None:
+            background.compiled(source, self._callees(cut.text), first_call=True)
+
+    # -- compiling ahead (the background's Host) -----------------------------------
+
+    def _callees(self, text: str) -> list[tuple[_Source, str]]:
+        """The lazy functions a partition's text declares, with their modules."""
+        found = []
+        for line in text.splitlines():
+            if not line.startswith("declare"):
+                continue
+            m = HEADER_NAME.match(line)
+            if m is None:
+                continue
+            name = unquote(m.group(1))
+            source, kind = self._provider(name)
+            if source is not None and kind == "function" and name not in source.compiled:
+                found.append((source, name))
+        return found
+
+    def queue_order(self, source: _Source) -> list[str]:
+        view = source.view
+        view.index()  # one print of the module: every later cut is a slice of it
+        names = []
+        for fn in source.module.functions:
+            if fn.is_declaration or not fn.name or fn.linkage == llvm.Linkage.available_externally:
+                continue
+            names.append(view.shared_name(fn, fn.name))
+        return names
+
+    def wanted(self, source: _Source, name: str) -> bool:
+        if self._by_handle.get(source.handle) is not source or name in source.compiled:
+            return False
+        if self._provider(name)[0] is not source:
+            return False
+        current = self.symbols.current(name)
+        return current is None or self.owner(current.handle) is not source.handle
+
+    def size(self, source: _Source, name: str) -> int:
+        return source.view.text_size(self._original_name(source, name) or name)
+
+    def cut_apart(self, source: _Source, names: list[str]) -> tuple[str, list[str]]:
+        with source.cut_lock:
+            if source.removed:
+                raise ExtractionError(f"{source.handle.name} was removed")
+            cut = source.view.partition([self._original_name(source, n) or n for n in names])
+        return cut.text, cut.defines
+
+    def link(self, batch: Batch, data: bytes, seconds: float) -> bool:
+        source = batch.source
+        if not all(self.wanted(source, name) for name in batch.defines):
+            return False  # removed, updated or compiled meanwhile: stale
+        assert self.compile_layer is not None
+        handle = Handle(f"{len(batch.defines)} functions compiled ahead from {source.handle.name}")
+        options = replace(source.options, reinitialize_data=False, replaceable=True, in_place=True)
+        self.compile_layer.add_object(handle, data, batch.text, options, seconds)
+        try:
+            self.base.emit([handle])
+        except ExecutionEngineError:
+            self.base.remove(handle)
+            return False  # its first calls compile (and report) as without the background
+        source.partitions.append(handle)
+        self._owner[handle] = source.handle
+        source.compiled.update(batch.defines)
+        if self.background is not None:
+            self.background.compiled(source, self._callees(batch.text), first_call=False)
+        return True
 
     def _resync(self, name: str) -> None:
         """After a removal: the stub of ``name`` goes to the winning definition,

@@ -67,6 +67,8 @@ class IRCompileLayer:
         # layer below with the object; None: none.
         self.policy = policy
         self.compiler: CompileBackend = compiler if compiler is not None else InProcessCompiler()
+        # What sets added with ``AddOptions.in_process`` compile with.
+        self.local: CompileBackend = self.compiler
         # PIC code calls dso_local functions of its own module directly; to keep
         # those calls swappable the clone's external definitions are compiled
         # as interposable (weak) and made strong again in the object. Whether
@@ -161,7 +163,8 @@ class IRCompileLayer:
                     job.handle.name, shared_prefix(job.handle.id) if splittable else None,
                     text=job.text if share else None))
             started = time.perf_counter()
-            futures = submit_all(self.compiler, units)
+            local = all(job.options.in_process for job in jobs)
+            futures = submit_all(self.local if local else self.compiler, units)
         finally:
             for job in jobs:  # every module has been read: clones go, linkage comes back
                 job.release()
@@ -211,6 +214,26 @@ class IRCompileLayer:
         if call_only is not None:
             return [call_only.intersection(obj.called_definitions()) for obj in objects]
         return [policy.direct_callees(module_text, obj.called_definitions()) for obj in objects]
+
+    def add_object(self, handle: Handle, data: bytes, text: str, options: AddOptions,
+                   seconds: float = 0.0) -> None:
+        """Queue ``data``, compiled elsewhere from module text ``text`` (a lazy
+        engine's background partition), as if this layer had compiled it: the
+        layer below learns its direct callees, ``on_compiled`` hears of it."""
+        obj = elf.ObjectFile(data, machine=self.machine, name=handle.name)
+        policy = self.policy
+        direct = (policy.direct_callees(lambda: text, obj.called_definitions())
+                  if policy is not None else frozenset())
+        if self.on_compiled is not None:
+            self.on_compiled(handle, data, seconds)
+        self.base.add(handle, obj, options, direct=direct)
+
+    @property
+    def weakens(self) -> bool:
+        """Whether modules of several functions are compiled interposable (PIC)."""
+        if self._interposable is None:
+            self._interposable = target_spec.traits(self.target_machine).pic
+        return self._interposable
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine | None = None,
                 *, in_place: bool = False, label: str = "") -> bytes:
