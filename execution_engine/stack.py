@@ -39,6 +39,7 @@ from .linking.symbols import SymbolTable
 from .native.stubs import Stub
 from .options import EngineOptions
 from .target_spec import spec_of, traits, with_opt_level
+from .thread_locals import ThreadLocalStorage, executor_release
 from .tiering.stubs import CountingStubs
 
 
@@ -69,6 +70,7 @@ class Stack:
         return self.on_demand.resolve(name) or self.local_fallbacks.get(name)
 
     def close(self) -> None:
+        self.compile_layer.release_thread_locals()
         self.executor.close()
         self.stubs.close()
         for machine in self.machines:
@@ -103,7 +105,8 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
         compiler = CachingBackend(compiler, shared_store(options.cache_dir), describe_target)
     compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,
                                    interposable=options.redirection.redirects,
-                                   policy=options.redirection)
+                                   policy=options.redirection,
+                                   thread_locals=ThreadLocalStorage(executor_release(executor)))
     ir: Layer = compile_layer
     transform = options.redirection.ir_transform(symbols.has_stub)
     if transform is not None:
