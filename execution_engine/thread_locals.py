@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import llvmlite.binding as llvm
 
-from .executors.base import Executor
 from .errors import ExecutionEngineError, ThreadLocalError
+from .executors.base import Executor
 from .ir.signature import parse as parse_signature
 from .ir.thread_local import lower
 from .layers.base import Handle
