@@ -112,7 +112,7 @@ def _lli() -> dict[str, float]:
         return {}
     out = {}
     for v, var, per_access in (("lli plain", "@g", False), ("lli tls", "@t", False)):
-        program = (f"@g = global i64 0\n@t = thread_local global i64 0\n"
+        program = ("@g = global i64 0\n@t = thread_local global i64 0\n"
                    + _loop("work", var, per_access)
                    + f"define i32 @main() {{\n  %r = call i64 @work(i64 {LLI_ITERATIONS})\n"
                    "  ret i32 0\n}\n")

@@ -214,8 +214,9 @@ def test_a_thread_frees_its_copies_when_it_exits():
     assert tls_runtime.live_copies() == baseline
 
 
-def test_update_module_keeps_each_threads_storage():
-    engine = create_mcjit_compiler(parse_ir(COUNTER, "counter"), make_tm())
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "lazy"])
+def test_update_module_keeps_each_threads_storage(lazy):
+    engine = create_mcjit_compiler(parse_ir(COUNTER, "counter"), make_tm(), lazy=lazy)
     try:
         assert _fn(engine, "bump", 5) == 105
         engine.update_module(parse_ir(COUNTER.replace("%n = add i64 %v, %d",
@@ -224,6 +225,21 @@ def test_update_module_keeps_each_threads_storage():
         assert _fn(engine, "read") == 104
     finally:
         engine.close()
+
+
+def test_another_module_reaches_the_same_copies(make):  # noqa: F811
+    engine = make(COUNTER, """
+@counter = external thread_local global i64
+define i64 @twice() {
+  %p = call ptr @llvm.threadlocal.address.p0(ptr @counter)
+  %v = load i64, ptr %p
+  %w = mul i64 %v, 2
+  store i64 %w, ptr %p
+  ret i64 %w
+}""")
+    assert engine.call("bump", 1) == 101
+    assert engine.call("twice") == 202
+    assert engine.call("read") == 202
 
 
 def test_the_variable_address_is_its_control_block_with_the_image():
