@@ -257,9 +257,10 @@ def test_the_variable_address_is_its_control_block_with_the_image():
 @pytest.mark.parametrize("text, culprits", [
     ("@t = thread_local global i32 1\n@p = global ptr @t", ["@p", "@t"]),
     ("@t = thread_local global i32 1\n@a = thread_local alias i32, ptr @t", ["@a"]),
+    ("@t = thread_local global i32 1\n@u = thread_local global ptr @t", ["@u", "@t"]),
     ("@t = thread_local global i64 1\ndefine i64 @f() {\n"
      "  ret i64 add (i64 ptrtoint (ptr @t to i64), i64 1)\n}", ["constant expression"]),
-], ids=["initializer", "alias", "binary-constexpr"])
+], ids=["initializer", "alias", "tls-initializer", "binary-constexpr"])
 def test_what_cannot_be_lowered_raises_thread_local_error(text, culprits):
     engine = create_mcjit_compiler(parse_ir("define i64 @ok() {\n  ret i64 1\n}", "ok"),
                                    make_tm())

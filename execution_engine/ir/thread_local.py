@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -111,17 +112,15 @@ def lower(module: llvm.ModuleRef, label: str) -> Lowered:
             if var.is_declaration:
                 out.append(f"{token} = {m.group(2)}{m.group(3)}")
             else:
+                if _uses(m.group(3), names):
+                    _refuse_initializer(token, line, names, label)
                 out.append(_control_block(m, var, data))
                 defined.append(token)
             continue
         if line.startswith("@") and _uses(line.split("=", 1)[-1], names):
             token = line.split(" ", 1)[0]
-            if not token.startswith(("@llvm.used ", "@llvm.compiler.used ")) and token not in (
-                    "@llvm.used", "@llvm.compiler.used"):
-                used = ", ".join(sorted(_uses(line.split("=", 1)[-1], names)))
-                raise ThreadLocalError(
-                    f"{label}: {token} refers to thread-local {used} in its initializer or "
-                    "aliasee; a thread-local variable has no constant address")
+            if token not in ("@llvm.used", "@llvm.compiler.used"):  # these keep the block
+                _refuse_initializer(token, line, names, label)
         out.append(line)
     vars_name = None
     if defined:
@@ -130,6 +129,25 @@ def lower(module: llvm.ModuleRef, label: str) -> Lowered:
         out.append(f"{quote(vars_name)} = global [{len(defined)} x ptr] [{items}]")
     out.append(f"declare ptr @{ADDRESS}(ptr) nounwind")
     return Lowered("\n".join(out), vars_name, len(defined))
+
+
+def _refuse_initializer(token: str, line: str, names: dict[str, str], label: str) -> None:
+    used = ", ".join(sorted(_uses(line.split("=", 1)[-1], names)))
+    raise ThreadLocalError(
+        f"{label}: {token} refers to thread-local {used} in its initializer or aliasee; "
+        "a thread-local variable has no constant address")
+
+
+def _outside_strings(line: str, substitute: Callable[[str], str]) -> str:
+    """``substitute(text)`` applied to the parts of ``line`` outside string constants."""
+    parts = []
+    at = 0
+    for m in _STRING.finditer(line):
+        parts.append(substitute(line[at:m.start()]))
+        parts.append(m.group(0))
+        at = m.end()
+    parts.append(substitute(line[at:]))
+    return "".join(parts)
 
 
 def _uses(text: str, names: dict[str, str]) -> set[str]:
@@ -203,7 +221,8 @@ def _lower_function(body: list[str], names: dict[str, str], label: str) -> list[
         if not _uses(masked, names):
             result.append(line)
             continue
-        line = _REF.sub(lambda r: _local(r.group(0), names, direct), line)
+        line = _outside_strings(line, lambda text: _REF.sub(
+            lambda r: _local(r.group(0), names, direct), text))
         line = _hoist_constexprs(line, hoisted, label)
         result.append(line)
     if not direct:
