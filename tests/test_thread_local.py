@@ -199,6 +199,23 @@ def test_removing_the_module_frees_every_threads_copies(lazy):
         engine.close()
 
 
+def test_removal_frees_copies_in_the_executors_process(make):  # noqa: F811
+    # live() asks the runtime of the process the code runs in (remote too).
+    engine = make("""
+declare i64 @__ee_tls_live_copies()
+define i64 @live() {
+  %n = call i64 @__ee_tls_live_copies()
+  ret i64 %n
+}""")
+    before = engine.call("live")
+    counter = parse_ir(COUNTER, "counter")
+    engine.add_module(counter)
+    assert engine.call("bump", 1) == 101
+    assert engine.call("live") == before + 2
+    engine.remove_module(counter)
+    assert engine.call("live") == before
+
+
 def test_a_thread_frees_its_copies_when_it_exits():
     baseline = _settled(tls_runtime.live_copies())
     engine = create_mcjit_compiler(parse_ir(COUNTER, "counter"), make_tm())
