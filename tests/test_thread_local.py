@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import shutil
 import subprocess
 import sys
 import threading
@@ -359,3 +360,45 @@ def test_tls_program_returns_42_through_the_command_line(tmp_path, kind, remote)
                             text=True, timeout=120, cwd=REPO,
                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 42, result.stderr
+
+
+C_PROGRAM = r"""#include <pthread.h>
+#include <stdio.h>
+__thread int counter = 7;
+static __thread long arr[4] = {1, 2, 3, 4};
+static void *work(void *p) {
+  long id = (long)p;
+  for (int i = 0; i < 1000; i++) counter += (int)id;
+  arr[2] += id;
+  return (void *)(long)(counter * 100 + arr[2]);
+}
+int main(void) {
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++) pthread_create(&t[i], 0, work, (void *)(i + 1));
+  int bad = 0;
+  for (long i = 0; i < 4; i++) {
+    void *r; pthread_join(t[i], &r);
+    long want = (7 + 1000 * (i + 1)) * 100 + 3 + (i + 1);
+    if ((long)r != want) { printf("thread %ld: %ld != %ld\n", i, (long)r, want); bad = 1; }
+  }
+  if (counter != 7 || arr[2] != 3) { printf("main's copy changed\n"); bad = 1; }
+  printf("ok %d\n", !bad);
+  return bad ? 1 : 42;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("clang-14") is None, reason="needs clang-14")
+@pytest.mark.parametrize("opt", ["-O0", "-O1"])
+@pytest.mark.parametrize("kind", ["mcjit", "orc-lazy"])
+def test_a_clang14_c_program_with_thread_locals_and_pthreads(tmp_path, opt, kind):
+    # clang-14 bitcode: typed pointers upgraded, variables referenced directly
+    source = tmp_path / "prog.c"
+    source.write_text(C_PROGRAM)
+    bitcode = tmp_path / "prog.bc"
+    subprocess.run(["clang-14", opt, "-emit-llvm", "-c", str(source), "-o", str(bitcode)],
+                   check=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "execution_engine", "run", str(bitcode),
+                             "--jit-kind", kind], capture_output=True, text=True, timeout=120,
+                            cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 42 and result.stdout.strip() == "ok 1", result
