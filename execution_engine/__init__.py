@@ -30,6 +30,7 @@ from .errors import (
     SignatureMismatchError,
     SwapNotSupportedError,
     TargetMismatchError,
+    ThreadLocalError,
     UnresolvedSymbolError,
 )
 from .executors.local import LocalExecutorSpec
@@ -71,6 +72,7 @@ __all__ = [
     "SignatureMismatchError",
     "SwapNotSupportedError",
     "TargetMismatchError",
+    "ThreadLocalError",
     "TierUp",
     "UnresolvedSymbolError",
     "create_mcjit_compiler",

@@ -110,6 +110,13 @@ class ExecutorTimeoutError(ExecutorError):
         self.running = running
 
 
+class ThreadLocalError(ExecutionEngineError, ValueError):
+    """A thread-local variable is used in a way the engine's thread-local
+    storage cannot lower (its address in a global initializer, a
+    thread-local alias, ...), or where it is not available; names the
+    module and the variable."""
+
+
 class LazyCompileError(ExecutionEngineError):
     """A lazily compiled function could not be compiled or linked on its first
     call. ``function`` and ``module`` name it; the cause is chained."""

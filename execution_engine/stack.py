@@ -40,6 +40,7 @@ from .linking.symbols import SymbolTable
 from .native.stubs import Stub
 from .options import EngineOptions
 from .target_spec import spec_of, traits, with_opt_level
+from .thread_locals import ThreadLocalStorage, executor_release
 from .tiering.stubs import CountingStubs
 
 
@@ -85,7 +86,8 @@ class Stack:
 
     def close(self) -> None:
         if isinstance(self.top, CompileOnDemandLayer):
-            self.top.close()
+            self.top.close()  # background compiles stop before the executor goes
+        self.compile_layer.release_thread_locals()
         self.executor.close()
         self.stubs.close()
         for machine in self.machines:
@@ -129,7 +131,8 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
             compiler is not options.compiler) else local
     compile_layer = IRCompileLayer(target_machine, redirection, compiler=compiler,
                                    interposable=options.redirection.redirects,
-                                   policy=options.redirection)
+                                   policy=options.redirection,
+                                   thread_locals=ThreadLocalStorage(executor_release(executor)))
     compile_layer.local = local
     ir: Layer = compile_layer
     transform = options.redirection.ir_transform(symbols.has_stub)

@@ -133,9 +133,15 @@ def test_intrinsic_needing_a_cpu_feature_the_target_machine_lacks():
     check(result, "CompileError", "avx512_mod", "llvm.x86.avx512.sqrt.ps.512")
 
 
-def test_thread_local_variable_is_rejected():
-    result = run_case(cases.thread_local_variable_is_rejected)
-    check(result, "InvalidObjectError", "tlsmod", "tls_counter")
+def test_thread_local_variable_runs():
+    result = run_case(cases.thread_local_variable_runs)
+    assert result["error"] is None, result["error"]
+    assert result["value"] == 5 and result["works"] is True
+
+
+def test_thread_local_address_in_initializer_is_rejected():
+    result = run_case(cases.thread_local_address_in_initializer_is_rejected)
+    check(result, "ThreadLocalError", "tlsmod", "@where", "@tls_counter")
 
 
 def test_global_larger_than_memory_is_rejected():

@@ -45,6 +45,7 @@ from ..ir.linkage import shared_prefix
 from ..native import elf, elf_rewrite
 from ..policies import RedirectionPolicy
 from ..target_spec import machine_of
+from ..thread_locals import ThreadLocalStorage
 from .base import DEFAULT, AddOptions, Handle
 from .redirection import RedirectionLayer
 
@@ -60,8 +61,12 @@ class IRCompileLayer:
 
     def __init__(self, target_machine: llvm.TargetMachine, base: RedirectionLayer, *,
                  compiler: CompileBackend | None = None, interposable: bool = False,
-                 policy: RedirectionPolicy | None = None):
+                 policy: RedirectionPolicy | None = None,
+                 thread_locals: ThreadLocalStorage | None = None):
         self.target_machine = target_machine
+        # Objects that use TLS are compiled again from lowered IR (None: they
+        # reach the linker, which refuses them).
+        self.thread_locals = thread_locals
         self.base = base
         # Which functions an object may call directly (DIRECT), told to the
         # layer below with the object; None: none.
@@ -176,6 +181,8 @@ class IRCompileLayer:
         for i, (job, future) in enumerate(zip(jobs, futures, strict=True)):
             try:
                 objects = future.result()
+                if self.thread_locals is not None and self.thread_locals.needed(objects):
+                    objects = [self._lowered(job, self.thread_locals)]
             except ExecutionEngineError as exc:
                 results.append(exc)
                 continue
@@ -183,6 +190,20 @@ class IRCompileLayer:
                        else finished.get(i, time.perf_counter()) - started)
             results.append(self._objects(job, objects, seconds))
         return results
+
+    def _lowered(self, job: _Job, thread_locals: ThreadLocalStorage) -> bytes:
+        """The object of ``job``'s module with its thread-local variables lowered."""
+        lowered = thread_locals.lower(job.handle, job.module)
+        try:
+            return self.compile(lowered, job.options.target_machine, in_place=True,
+                                label=job.handle.name)
+        finally:
+            lowered.close()
+
+    def release_thread_locals(self) -> None:
+        """Free every thread's copies of the variables of every set (closing)."""
+        if self.thread_locals is not None:
+            self.thread_locals.close(self.base.find_symbol_in)
 
     def _objects(self, job: _Job, objects: list[bytes], seconds: float) -> list[elf.ObjectFile]:
         """A job's compiled objects as the layer below takes them (hooks notified)."""
@@ -274,6 +295,8 @@ class IRCompileLayer:
     def remove(self, handle: Handle) -> None:
         with self._lock:
             self._pending.pop(handle, None)
+            if self.thread_locals is not None:  # while the control blocks are mapped
+                self.thread_locals.release(handle, self.base.find_symbol_in)
         self.base.remove(handle)
 
     def find_symbol(self, name: str) -> int | None:

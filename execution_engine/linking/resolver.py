@@ -7,7 +7,9 @@ with ``load_library_permanently`` and everything the process has loaded.
 
 A few runtime hooks are provided by the engine itself, as ORC's
 "runtime overrides" do: ``__dso_handle`` (C++ static destructor
-registration needs one per image).
+registration needs one per image), and the thread-local storage runtime's
+entry points (:mod:`..native.tls_runtime`, linked in this process on the first
+lookup of one of them).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import threading
 
 import llvmlite.binding as llvm
 from llvmlite.binding import ffi
+
+from ..native import tls_runtime
 
 
 class ProcessResolver:
@@ -32,6 +36,8 @@ class ProcessResolver:
         address = self._overrides.get(name)
         if address is not None:
             return address
+        if name in tls_runtime.NAMES:
+            return tls_runtime.runtime().addresses[name]
         with self._lock:
             return llvm.address_of_symbol(name) or None
 

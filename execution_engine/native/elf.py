@@ -506,3 +506,26 @@ def _physical_memory() -> int:
 def _cstring(table: bytes, offset: int) -> str:
     end = table.index(b"\0", offset)
     return table[offset:end].decode("utf-8")
+
+
+def uses_thread_local(data: bytes) -> bool:
+    """Whether ELF64 object ``data`` defines or refers to thread-local storage
+    (a TLS section or symbol): what the engine lowers (:mod:`..ir.thread_local`)
+    before linking. Reads the section headers and symbol tables only; a
+    malformed object answers False (``ObjectFile`` then says what is wrong)."""
+    try:
+        header = _EHDR.unpack_from(data, 0)
+        shoff, shentsize, shnum = header[6], header[11], header[12]
+        if shentsize != SHDR.size or not shoff:
+            return False
+        for i in range(shnum):
+            sh = SHDR.unpack_from(data, shoff + i * shentsize)
+            if sh[2] & SHF_TLS:
+                return True
+            if sh[1] == SHT_SYMTAB and sh[9] == SYM.size:
+                infos = memoryview(data)[sh[4]:sh[4] + sh[5]].cast("B")[4::SYM.size]
+                if any(info & 0xF == STT_TLS for info in infos):
+                    return True
+    except (struct.error, ValueError, TypeError):
+        return False
+    return False

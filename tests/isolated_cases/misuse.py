@@ -289,15 +289,25 @@ def intrinsic_needing_a_cpu_feature_the_target_machine_lacks() -> Report:
     return report(ee, tried)
 
 
-def thread_local_variable_is_rejected() -> Report:
+def thread_local_variable_runs() -> Report:
     # RuntimeDyld's memory manager cannot allocate TLS ("LLVM ERROR: allocation
-    # of TLS not implemented").
+    # of TLS not implemented"); the engine lowers TLS to its own per-thread storage.
     ee = engine()
-    tried = _finalize_bad_module(ee, """@tls_counter = thread_local global i64 5
+    ee.add_module(module("""@tls_counter = thread_local global i64 5
         define i64 @read_tls() {
           %v = load i64, ptr @tls_counter
           ret i64 %v
-        }""", "tlsmod")
+        }""", "tlsmod"))
+    tried = attempt(lambda: ctypes.CFUNCTYPE(ctypes.c_int64)(
+        ee.get_function_address("read_tls"))())
+    return report(ee, tried, value=tried.value)
+
+
+def thread_local_address_in_initializer_is_rejected() -> Report:
+    # A thread-local variable has no constant address: refused, naming both.
+    ee = engine()
+    tried = _finalize_bad_module(ee, """@tls_counter = thread_local global i64 5
+        @where = global ptr @tls_counter""", "tlsmod")
     return report(ee, tried)
 
 
