@@ -146,8 +146,9 @@ def test_threads_started_by_jit_code_have_their_own_copies(make):  # noqa: F811
 
 @pytest.mark.parametrize("options", [
     {}, {"lazy": True}, {"redirection": "single"}, {"compile_workers": 1},
-    {"lazy": True, "partition": "callees"}],
-                         ids=["eager", "lazy", "single", "workers", "lazy-callees"])
+    {"lazy": True, "partition": "callees"}, {"lazy": True, "compile_workers": 2}],
+                         ids=["eager", "lazy", "single", "workers", "lazy-callees",
+                              "lazy-background"])
 def test_python_threads_each_see_their_own_copy(options):
     engine = create_mcjit_compiler(parse_ir(COUNTER, "counter"), make_tm(), **options)
     try:

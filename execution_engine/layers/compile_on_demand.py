@@ -59,6 +59,7 @@ from ..ir.linkage import is_local, is_weak, shared_prefix
 from ..ir.module_text import HEADER_NAME
 from ..ir.parse import parse_partition
 from ..linking.symbols import Definition, SymbolTable, conflicts, winner
+from ..native.elf import uses_thread_local
 from ..policies import FUNCTION, PartitionPolicy
 from .background import BackgroundCompiler, Batch, Host
 from .base import DEFAULT, AddOptions, Handle, Layer, add_and_emit
@@ -544,6 +545,8 @@ class CompileOnDemandLayer(Host):
         source = batch.source
         if not all(self.wanted(source, name) for name in batch.defines):
             return False  # removed, updated or compiled meanwhile: stale
+        if uses_thread_local(data):
+            return False  # its first calls compile it here, where TLS is lowered
         assert self.compile_layer is not None
         handle = Handle(f"{len(batch.defines)} functions compiled ahead from {source.handle.name}")
         options = replace(source.options, reinitialize_data=False, replaceable=True, in_place=True)
