@@ -39,12 +39,21 @@ class CompileUnit:
     partitions compiled apart, whose objects together define what the module
     defines; its internal symbols then become hidden globals named ``prefix +
     name`` (``prefix + "anon.N"`` for ``@N``). None: one object, as ``compile``.
+    ``text``: the module's text as the caller will want it anyway, printed on
+    the first call and kept (printing costs in proportion to the module, so a
+    backend that needs the text - for a cache key, a cut, a worker - asks
+    for it here rather than printing its own copy); None: print it yourself.
     """
 
     module: llvm.ModuleRef
     target_machine: llvm.TargetMachine
     label: str
     prefix: str | None = None
+    text: Callable[[], str] | None = None
+
+    def module_text(self) -> str:
+        """The module's text, shared with the caller when it offered it."""
+        return self.text() if self.text is not None else str(self.module)
 
 
 class ConcurrentBackend(Protocol):

@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
-from .cache.layer import CachingBackend, describe_target, shared_store
-from .compile_service.backend import WorkerCompiler
 from .executors.base import Executor, StubAllocator
 from .ir.call_sites import call_through_slots
 from .layers.background import background_component
@@ -114,12 +112,17 @@ def build_stack(options: EngineOptions, target_machine: llvm.TargetMachine,
     redirection = RedirectionLayer(executor.linker, symbols, mappings, executor.resolve_process,
                                    policy=options.redirection, reclaimer=reclaimer)
     compiler = options.compiler
+    # The compile service and the cache are imported by the engines that use them.
     if options.compile_workers:
+        from .compile_service.backend import WorkerCompiler
+
         # behind a cache the workers start on the first miss (a warm run needs none)
         compiler = WorkerCompiler(options.compile_workers, fallback=compiler,
                                   start=options.cache_dir is None)
     local = options.compiler
     if options.cache_dir is not None:
+        from .cache.layer import CachingBackend, describe_target, shared_store
+
         store = shared_store(options.cache_dir)
         local = CachingBackend(local, store, describe_target)
         compiler = CachingBackend(compiler, store, describe_target) if (

@@ -68,3 +68,21 @@ def test_worker_count_is_validated_and_read_from_the_environment(monkeypatch):
     assert EngineOptions.from_keywords().compile_workers == 1
     monkeypatch.setenv("EXECUTION_ENGINE_COMPILE_WORKERS", "0")
     assert EngineOptions.from_keywords().compile_workers == 0
+
+
+@pytest.mark.slow
+def test_a_hundred_worker_deaths_in_a_row_through_one_engine():
+    engine = create_mcjit_compiler(parse_ir(GOOD, "good"), generic_tm(), compile_workers=1)
+    assert engine.call("f", 1) == 7
+    for i in range(100):
+        bad = parse_ir(FATAL["rejected inline asm"], f"bad{i}")
+        engine.add_module(bad)
+        with pytest.raises(CompileError, match=f"bad{i}") as info:
+            engine.finalize_object()
+        assert "bogus_instruction" in str(info.value)  # LLVM's own message, from the worker
+        engine.remove_module(bad)
+    more = parse_ir("define i64 @g(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}\n", "more")
+    engine.add_module(more)
+    assert engine.call("g", 41) == 42 and engine.call("f", 3) == 21
+    assert engine.stats().modules == 2
+    engine.close()

@@ -62,6 +62,14 @@ def test_call_only_functions_are_those_referenced_only_as_callees():
     assert call_only_functions(CALL_ONLY) == {"leaf", "quoted name", "caller"}
 
 
+def test_the_first_definition_and_names_ending_in_asm_are_read_right():
+    text = ("define i64 @leaf() {\n  ret i64 1\n}\n"
+            "define i64 @fasm() {\n  %r = call i64 @leaf()\n  ret i64 %r\n}\n"
+            "define i64 @top() {\n  %r = call i64 @fasm()\n  ret i64 %r\n}\n")
+    assert call_only_functions(text) == {"leaf", "fasm", "top"}
+    assert call_only_functions('module asm ".globl g"\n' + text) == frozenset()
+
+
 @pytest.mark.parametrize("taken", [
     "define internal i64 @cb() {\n  ret i64 1\n}\n"
     "define void @register() {\n  call void @use(ptr @cb)\n  ret void\n}\n",

@@ -130,7 +130,8 @@ class CachingBackend:
             if target is None or self.store is None:
                 misses.append((i, None, None))
                 continue
-            ir = module_ir(unit.module)
+            # the text when the caller prints it anyway (one print, not print + bitcode)
+            ir = unit.module_text() if unit.text is not None else module_ir(unit.module)
             key = object_key(ir, target, extra=self.extra)
             data = self.store.get(key)
             objects = None if data is None else [data]

@@ -81,7 +81,7 @@ class WorkerCompiler:
         from_text = all(candidates)
         for job, candidate in zip(remote, candidates, strict=True):
             if candidate:
-                job.text = str(job.unit.module)
+                job.text = job.unit.module_text()
             if not from_text:
                 job.payload = bytes(job.unit.module.as_bitcode())
             job.cost = (len(job.text or "") / schedule.TEXT_PER_BITCODE if from_text

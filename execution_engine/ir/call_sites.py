@@ -64,11 +64,15 @@ def call_through_slots(text: str, also: Callable[[str], bool] = lambda name: Fal
     return out + "\n" + declarations
 
 
-# Every global reference: the name, and the character after it ("(" when the
-# reference is a call's callee or a definition's or declaration's header).
-_REFERENCE = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)(.?)')
-_ASM = re.compile(r'\basm(?: [a-z]+)* "')  # inline (call ... asm sideeffect "...") or module
-_DEFINED = re.compile(r'^define ([^@\n]*)@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)\(', re.M)
+# Every global reference not followed by "(" (which a call's callee and a
+# definition's or declaration's header are): the whole name, never a prefix.
+_NOT_CALLED = re.compile(r'@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)(?![-a-zA-Z$._0-9(])')
+# Inline (call ... asm sideeffect "...") or module assembly; a match preceded
+# by a name character is a name's tail. Written to start with a literal (no
+# \b, no ^ under re.M), so the scan runs at memchr speed on big modules.
+_ASM = re.compile(r'asm(?: [a-z]+)* "')
+_NAME_CHAR = re.compile(r'[-a-zA-Z$._0-9]')
+_DEFINED = re.compile(r'\ndefine ([^@\n]*)@("(?:[^"\\]|\\.)*"|[-a-zA-Z$._0-9]+)\(')
 
 
 def call_only_functions(text: str) -> frozenset[str]:
@@ -86,19 +90,24 @@ def call_only_functions(text: str) -> frozenset[str]:
     """
     locals_: set[str] = set()
     defined: set[str] = set()
-    for m in _DEFINED.finditer(text):
+    for m in _DEFINED.finditer("\n" + text if text.startswith("define") else text):
         name = _name(m.group(2))
         words = m.group(1).split()
         if words and words[0] in ("internal", "private"):
             locals_.add(name)
         else:
             defined.add(name)
-    if not defined or "blockaddress(" in text or _ASM.search(text):
+    if not defined or "blockaddress(" in text or _has_asm(text):
         return frozenset()
-    taken = {_name(m.group(1)) for m in _REFERENCE.finditer(text) if m.group(2) != "("}
+    taken = {_name(token) for token in set(_NOT_CALLED.findall(text))}
     if not taken.isdisjoint(locals_):
         return frozenset()
     return frozenset(defined - taken)
+
+
+def _has_asm(text: str) -> bool:
+    return any(m.start() == 0 or not _NAME_CHAR.match(text, m.start() - 1)
+               for m in _ASM.finditer(text))
 
 
 def _name(token: str) -> str:

@@ -113,7 +113,7 @@ class IRCompileLayer:
                 if cached is not None:
                     del self._pending[handle]
                     self.base.add(handle, cached, options,
-                                  direct=self._direct(module, [cached])[0])
+                                  direct=self._direct(module.__str__, [cached])[0])
                 else:
                     jobs.append(_Job(handle, module, options))
             for job, objects in zip(jobs, self._compile_jobs(jobs), strict=True):
@@ -121,7 +121,7 @@ class IRCompileLayer:
                     errors.append(objects)
                     continue
                 del self._pending[job.handle]
-                for obj, direct in zip(objects, self._direct(job.module, objects), strict=True):
+                for obj, direct in zip(objects, self._direct(job.text, objects), strict=True):
                     self.base.add(job.handle, obj, job.options, direct=direct)
             try:
                 self.base.emit(None if handles is None else list(handles))
@@ -149,12 +149,14 @@ class IRCompileLayer:
             return []
         # The user's object-cache hooks see one object per module: no partitions then.
         splittable = self.notify is None and self.getbuffer is None
+        direct = self.policy is not None and self.policy.direct_calls
         units = []
         try:
             for job in jobs:
                 units.append(CompileUnit(
                     job.prepare(self), job.options.target_machine or self.target_machine,
-                    job.handle.name, shared_prefix(job.handle.id) if splittable else None))
+                    job.handle.name, shared_prefix(job.handle.id) if splittable else None,
+                    text=job.text if direct else None))
             started = time.perf_counter()
             local = all(job.options.in_process for job in jobs)
             futures = submit_all(self.local if local else self.compiler, units)
@@ -194,20 +196,14 @@ class IRCompileLayer:
                                else f"{handle.name} (partition {i + 1} of {len(objects)})")
                 for i, data in enumerate(objects)]
 
-    def _direct(self, module: llvm.ModuleRef,
+    def _direct(self, module_text: Callable[[], str],
                 objects: list[elf.ObjectFile]) -> list[frozenset[str]]:
-        """For each of ``objects`` (compiled from ``module``, maybe as
-        partitions), the functions it may call directly."""
+        """For each of ``objects`` (compiled from the module ``module_text()``
+        prints, maybe as partitions), the functions it may call directly; the
+        text is asked for only if some object calls its own functions."""
         policy = self.policy
         if policy is None or not policy.direct_calls:
             return [frozenset()] * len(objects)
-        text: list[str] = []
-
-        def module_text() -> str:  # printed once, and only if some object needs it
-            if not text:
-                text.append(str(module))
-            return text[0]
-
         return [policy.direct_callees(module_text, obj.called_definitions()) for obj in objects]
 
     def add_object(self, handle: Handle, data: bytes, text: str, options: AddOptions,
@@ -289,11 +285,21 @@ class _Job:
     options: AddOptions
     target: llvm.ModuleRef | None = None
     weakened: list[str] = field(default_factory=list)
+    _text: str | None = None
 
     def prepare(self, layer: IRCompileLayer) -> llvm.ModuleRef:
         target = self.target = self.module if self.options.in_place else self.module.clone()
         self.weakened = layer._weaken(target)
         return target
+
+    def text(self) -> str:
+        """The module's text, printed once: as prepared for compiling while the
+        compile reads it (a cache key, a worker), else as the user's module
+        reads afterwards. Either serves the direct-call analysis (codegen
+        adds no references to functions)."""
+        if self._text is None:
+            self._text = str(self.target if self.target is not None else self.module)
+        return self._text
 
     def release(self) -> None:
         """After the compile has read ``target``: close a clone, restore linkage."""

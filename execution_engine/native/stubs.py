@@ -142,8 +142,7 @@ class StubManager:
                 self._chunks.append(self._new_chunk())
             stub = Stub(len(self._stubs), name, self._chunks[-1].address, self)
             self._stubs.append(stub)
-        self.unbind(stub)
-        return stub
+        return stub  # its slot holds its trampoline since the chunk was made
 
     def bind(self, stub: Stub, target: int) -> None:
         """Point ``stub`` at ``target``; every later call through it goes there."""
@@ -188,6 +187,9 @@ class StubManager:
             trampolines += b"\xe9" + struct.pack("<i", _RESOLVER_OFFSET - (tramp_at + 10))
             trampolines += b"\xcc" * 6
         block.write(0, bytes(stubs))
+        block.write(_SLOTS_OFFSET, struct.pack(  # every slot unbound: at its trampoline
+            f"<{STUBS_PER_CHUNK}Q", *(block.address + _TRAMPOLINES_OFFSET + i * _TRAMPOLINE_SIZE
+                                      for i in range(STUBS_PER_CHUNK))))
         block.write(_TRAMPOLINES_OFFSET, bytes(trampolines))
         block.write(_RESOLVER_OFFSET, _resolver_code(self._callback_address))
         block.protect(0, PAGE_SIZE, PROT_READ | PROT_EXEC)
