@@ -80,7 +80,7 @@ def test_policy_values_and_errors():
 
 
 def test_no_background_without_workers_or_when_off(tm):
-    engine = create_mcjit_compiler(parse_ir(module_text()), tm, lazy=True)
+    engine = create_mcjit_compiler(parse_ir(module_text()), tm, lazy=True, compile_workers=0)
     assert engine._stack.top.background is None  # noqa: SLF001
     engine.close()
     engine = lazy_engine(background=False)

@@ -372,14 +372,14 @@ def test_the_command_line_caches_a_cut_module_and_reuses_its_partitions(tmp_path
     assert any(b"EEOBJS" in data for data in entries)  # the partitions' objects, together
 
 
-def test_the_command_line_compiles_in_workers_by_default_for_mcjit(monkeypatch):
+def test_the_command_line_compiles_in_workers_by_default(monkeypatch):
     cli = importlib.import_module("execution_engine.cli.main")
 
     monkeypatch.delenv("EXECUTION_ENGINE_COMPILE_WORKERS", raising=False)
     opts = cli._parser().parse_args(["run", "x.ll"])  # noqa: SLF001
     assert cli.compile_workers(opts) == "auto"
     opts = cli._parser().parse_args(["run", "x.ll", "--jit-kind", "orc-lazy"])  # noqa: SLF001
-    assert cli.compile_workers(opts) == 0
+    assert cli.compile_workers(opts) == "auto"  # first calls in process, the rest ahead
     monkeypatch.setenv("EXECUTION_ENGINE_COMPILE_WORKERS", "1")
     assert cli.compile_workers(opts) == "1"
     opts = cli._parser().parse_args(["run", "x.ll", "--compile-workers", "0"])  # noqa: SLF001

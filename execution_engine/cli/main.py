@@ -78,8 +78,8 @@ _RUN_OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--compile-workers", dict(metavar="N", default=None,
                                help="compile in N worker processes ('auto': one per core; "
                                     "0: in process; default: "
-                                    "$EXECUTION_ENGINE_COMPILE_WORKERS, else 'auto' for "
-                                    "--jit-kind mcjit and 0 for orc-lazy)")),
+                                    "$EXECUTION_ENGINE_COMPILE_WORKERS, else 'auto'; "
+                                    "orc-lazy compiles ahead in them)")),
     ("--tier-up", dict(action="store_true",
                        help="compile at level 0 first, count calls and recompile hot "
                             "functions at the --opt level in the background")),

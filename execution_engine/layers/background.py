@@ -100,7 +100,8 @@ class Host:
     """What the background asks of the CompileOnDemandLayer (engine's lock held)."""
 
     def queue_order(self, source: Any) -> list[str]:
-        """Every function of ``source`` that may be compiled ahead, in module order."""
+        """Every function of ``source`` that may be compiled ahead, in module order.
+        Called without the engine's lock; ``source`` cannot leave meanwhile."""
         raise NotImplementedError
 
     def wanted(self, source: Any, name: str) -> bool:
@@ -146,6 +147,7 @@ class BackgroundCompiler:
         self._isolated: set[tuple[int, str]] = set()  # compile these in workers
         self._in_flight: list[Batch] = []
         self._to_cut: deque[Batch] = deque()  # chosen, for the thread to cut and send
+        self._to_list: deque[Any] = deque()  # modules whose rest the thread lists
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,7 +166,7 @@ class BackgroundCompiler:
             if calls >= self.policy.start_after and key not in self._started:
                 self._started.add(key)
                 assert self.host is not None
-                self._queue(source).rest.extend(self.host.queue_order(source))
+                self._to_list.append(source)  # listed by the thread, off the caller's path
         if self._started:
             for callee_source, name in callees:
                 self._queue(callee_source).hot.append(name)
@@ -178,7 +180,20 @@ class BackgroundCompiler:
         return queue
 
     def _busy(self) -> bool:
-        return bool(self._in_flight) or any(q.hot or q.rest for q in self._queues.values())
+        return bool(self._in_flight or self._to_list) or any(
+            q.hot or q.rest for q in self._queues.values())
+
+    def list_rest(self, source: Any) -> None:
+        """List the rest of ``source`` (printing it once, without the engine's
+        lock), then queue it under the lock."""
+        assert self.host is not None
+        try:
+            names = self.host.queue_order(source)
+        except ExecutionEngineError:
+            return  # removed meanwhile
+        with self._lock():
+            if id(source) in self._started:
+                self._queue(source).rest.extend(names)
 
     def reserved(self, source: Any, name: str) -> Batch | None:
         """The partition in flight that defines ``name`` of ``source``, if any."""
@@ -390,6 +405,9 @@ def _serve(ref: weakref.ref[BackgroundCompiler], stop: threading.Event,
         try:
             if component._to_cut:
                 component.send(component._to_cut.popleft())
+                continue
+            if component._to_list:
+                component.list_rest(component._to_list.popleft())
                 continue
             if component.needs_pump():
                 with component._lock():

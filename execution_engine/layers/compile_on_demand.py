@@ -514,14 +514,18 @@ class CompileOnDemandLayer(Host):
         return found
 
     def queue_order(self, source: _Source) -> list[str]:
-        view = source.view
-        view.index()  # one print of the module: every later cut is a slice of it
-        names = []
-        for fn in source.module.functions:
-            if fn.is_declaration or not fn.name or fn.linkage == llvm.Linkage.available_externally:
-                continue
-            names.append(view.shared_name(fn, fn.name))
-        return names
+        with source.cut_lock:
+            if source.removed:
+                raise ExtractionError(f"{source.handle.name} was removed")
+            view = source.view
+            view.index()  # one print of the module: every later cut is a slice of it
+            names = []
+            for fn in source.module.functions:
+                if fn.is_declaration or not fn.name or (
+                        fn.linkage == llvm.Linkage.available_externally):
+                    continue
+                names.append(view.shared_name(fn, fn.name))
+            return names
 
     def wanted(self, source: _Source, name: str) -> bool:
         if self._by_handle.get(source.handle) is not source or name in source.compiled:
