@@ -14,7 +14,6 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import sys
 from dataclasses import dataclass
 
 from ..errors import InvalidObjectError
@@ -232,8 +231,7 @@ class ObjectFile:
         shstr = self._blob(raw[e_shstrndx])
         for i, (nm, typ, flags, _, off, size, link, info, _, entsize) in enumerate(raw):
             self.sections.append(
-                Section(i, sys.intern(_cstring(shstr, nm)), typ, flags, off, size, link, info,
-                        entsize)
+                Section(i, _cstring(shstr, nm), typ, flags, off, size, link, info, entsize)
             )
         for sec in self.sections:
             if sec.name == ".eh_frame" and (not sec.flags & SHF_ALLOC or sec.type == SHT_NOBITS):
