@@ -11,7 +11,9 @@ a run, numba's test workers and the subprocesses its tests start included:
 the run's ``PYTHONPATH`` gets a directory whose ``sitecustomize.py`` calls
 :func:`execution_engine.install` when ``EXECUTION_ENGINE_INSTALL=1``; each
 process that installed it appends its pid to a log, and the count is
-printed beside the results (a stock run logs none). ``SUBPROC_TEST`` is left
+printed beside the results (a stock run logs none). With ``--free`` the
+engine runs also enable :mod:`execution_engine.numba_integration` (freed
+libraries leave the engine) as soon as numba's codegen is imported. ``SUBPROC_TEST`` is left
 unset, as numba's runner leaves it: tests marked ``needs_subprocess`` are run
 by the tests that spawn them.
 
@@ -42,6 +44,7 @@ DEFAULT_MODULES = [
 
 SITECUSTOMIZE = """\
 import os
+import sys
 if os.environ.get("EXECUTION_ENGINE_INSTALL", "") not in ("", "0"):
     import execution_engine
     execution_engine.install()
@@ -49,6 +52,27 @@ if os.environ.get("EXECUTION_ENGINE_INSTALL", "") not in ("", "0"):
     if _log:
         with open(_log, "a") as _f:
             _f.write(f"{os.getpid()}\\n")
+    if os.environ.get("EXECUTION_ENGINE_NUMBA_FREE", "") not in ("", "0"):
+        # enable numba_integration once numba's codegen is imported, not before
+        import importlib.abc
+        import importlib.machinery
+
+        class _AfterCodegen(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name != "numba.core.codegen":
+                    return None
+                sys.meta_path.remove(self)
+                spec = importlib.machinery.PathFinder.find_spec(name, path)
+                run = spec.loader.exec_module
+
+                def exec_module(module):
+                    run(module)
+                    from execution_engine import numba_integration
+                    numba_integration.enable()
+                spec.loader.exec_module = exec_module
+                return spec
+
+        sys.meta_path.insert(0, _AfterCodegen())
 """
 
 _SUMMARY = re.compile(r"^(OK|FAILED)(?: \((.*)\))?\s*$", re.M)
@@ -95,7 +119,8 @@ def parse_output(text: str) -> Outcome:
     return out
 
 
-def run_module(python: str, module: str, jobs: int, engine: bool, site: str) -> Outcome:
+def run_module(python: str, module: str, jobs: int, engine: bool, site: str,
+               free: bool = False) -> Outcome:
     env = dict(os.environ)
     env.pop("SUBPROC_TEST", None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [site, env.get("PYTHONPATH")]))
@@ -103,6 +128,8 @@ def run_module(python: str, module: str, jobs: int, engine: bool, site: str) -> 
     if engine:
         env["EXECUTION_ENGINE_INSTALL"] = "1"
         env["EXECUTION_ENGINE_INSTALL_LOG"] = log
+        if free:
+            env["EXECUTION_ENGINE_NUMBA_FREE"] = "1"
     else:
         env.pop("EXECUTION_ENGINE_INSTALL", None)
     argv = [python, "-m", "numba.runtests", "-m", str(jobs), f"numba.tests.{module}"]
@@ -132,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("-m", "--jobs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--free", action="store_true",
+                        help="engine runs enable execution_engine.numba_integration")
     args = parser.parse_args(argv)
     totals = {False: Outcome(), True: Outcome()}
     differ: list[str] = []
@@ -143,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 order = (False, True) if (i + r) % 2 == 0 else (True, False)
                 results = {}
                 for engine in order:
-                    results[engine] = run_module(args.python, module, args.jobs, engine, site)
+                    results[engine] = run_module(args.python, module, args.jobs, engine, site,
+                                                 free=args.free)
                     totals[engine].add(results[engine])
                     print(_row(module, "engine" if engine else "stock", results[engine]),
                           flush=True)
