@@ -42,15 +42,21 @@ from .engine import ExecutionEngine
 #: numba's prefix for run-time resolved references (its ``RuntimeLinker``).
 UNRESOLVED_PREFIX = ".numba.unresolved$"
 _LOCAL = {"internal", "private"}
+#: Definitions the linker may bind another module's references to instead of
+#: that module's own (numba's environment globals are ``common``).
+_MERGED = {"external", "common"}
 
 
 def _linkage(value: Any) -> str:
-    return str(value.linkage).rsplit(".", 1)[-1]
+    linkage = value.linkage  # llvmlite's Linkage, an IntEnum: str() is its number
+    return str(getattr(linkage, "name", linkage))
 
 
-def _symbols(module: llvm.ModuleRef) -> tuple[set[str], set[str]]:
-    """(names ``module`` defines for others, names it takes from others)."""
+def _symbols(module: llvm.ModuleRef) -> tuple[set[str], set[str], set[str]]:
+    """(names ``module`` defines for others, those of them it defines strongly,
+    names it takes from others)."""
     exports: set[str] = set()
+    strong: set[str] = set()
     imports: set[str] = set()
     for value in list(module.functions) + list(module.global_variables):
         name = value.name
@@ -60,7 +66,9 @@ def _symbols(module: llvm.ModuleRef) -> tuple[set[str], set[str]]:
             imports.add(name)
         elif _linkage(value) not in _LOCAL:
             exports.add(name)
-    return exports, imports - exports
+            if _linkage(value) in _MERGED:
+                strong.add(name)
+    return exports, strong, imports - exports
 
 
 class ModuleTracker:
@@ -75,17 +83,22 @@ class ModuleTracker:
         self._exports: dict[int, set[str]] = {}
         self._imports: dict[int, set[str]] = {}
         self._importers: dict[str, set[int]] = {}
+        self._strong: dict[int, set[str]] = {}
+        self._definers: dict[str, set[int]] = {}
         self._retired: set[int] = set()
         self.removed = 0
 
     def track(self, module: llvm.ModuleRef) -> Callable[[], None]:
         """Record ``module`` (just added to the engine); returns its cleanup,
         which retires it. The cleanup holds no reference to numba's library."""
-        exports, imports = _symbols(module)
+        exports, strong, imports = _symbols(module)
         key = id(module)
         with self._lock:
             self._modules[key] = module
             self._exports[key] = exports
+            self._strong[key] = strong
+            for name in strong:
+                self._definers.setdefault(name, set()).add(key)
             self._imports[key] = imports
             for name in imports:
                 self._importers.setdefault(name, set()).add(key)
@@ -98,8 +111,14 @@ class ModuleTracker:
                 self._retired.add(key)
 
     def pinned(self, key: int) -> bool:
-        """Whether another module still in the engine imports what ``key`` defines."""
-        return any(self._importers.get(name, set()) - {key} for name in self._exports[key])
+        """Whether another module still in the engine imports what ``key``
+        defines, or a live module defines again an external or ``common``
+        symbol ``key`` defines (numba recompiles an unpickled function under
+        its old names, and ``common`` definitions are merged: the live one's
+        code may use ``key``'s storage)."""
+        if any(self._importers.get(name, set()) - {key} for name in self._exports[key]):
+            return True
+        return any(self._definers[name] - self._retired for name in self._strong[key])
 
     def collect(self) -> int:
         """Remove every retired module nothing links to (repeatedly: removing
@@ -120,6 +139,11 @@ class ModuleTracker:
         module = self._modules.pop(key)
         self._retired.discard(key)
         self._exports.pop(key)
+        for name in self._strong.pop(key):
+            definers = self._definers[name]
+            definers.discard(key)
+            if not definers:
+                del self._definers[name]
         for name in self._imports.pop(key):
             users = self._importers.get(name)
             if users is not None:
@@ -153,12 +177,16 @@ def _tracker_for(engine: ExecutionEngine) -> ModuleTracker:
 
 
 def _add_module(codegen: Any, module: llvm.ModuleRef) -> Callable[[], None] | None:
-    cleanup = _original_add_module(codegen, module)
     engine = getattr(codegen._engine, "_ee", None)
-    if cleanup is not None or not isinstance(engine, ExecutionEngine):
+    tracker = _tracker_for(engine) if isinstance(engine, ExecutionEngine) else None
+    if tracker is not None:
+        # A quiescent point (numba holds its compiler lock), and before the
+        # add: a recompiled function (an unpickled dispatcher) reuses its dead
+        # predecessor's symbol names, which must be gone before it arrives.
+        tracker.collect()
+    cleanup = _original_add_module(codegen, module)
+    if cleanup is not None or tracker is None:
         return cleanup
-    tracker = _tracker_for(engine)
-    tracker.collect()  # a quiescent point: numba holds its compiler lock here
     return tracker.track(module)
 
 

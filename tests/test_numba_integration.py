@@ -84,6 +84,34 @@ def test_a_linkonce_copy_survives_the_removal_of_the_first_definer(engine):
     assert call(engine, "b") == 42
 
 
+COMMON_OLD = ("@env = common global i64 0\n"
+              "define i64 @old() {\n  store i64 5, ptr @env\n  ret i64 0\n}\n")
+COMMON_NEW = ("@env = common global i64 0\n"
+              "define i64 @new() {\n  %v = load i64, ptr @env\n  ret i64 %v\n}\n")
+
+
+def test_a_dead_module_stays_while_a_live_one_defines_its_common_or_external_names_again(engine):
+    tracker = ModuleTracker(engine)
+    _, retire_old = add(engine, tracker, COMMON_OLD, "old")
+    _, retire_new = add(engine, tracker, COMMON_NEW, "new")
+    engine.finalize_object()
+    retire_old()
+    assert tracker.collect() == 0  # the live "new" may use old's merged @env
+    retire_new()
+    assert tracker.collect() == 2
+
+
+def test_private_and_internal_definitions_pin_nothing(engine):
+    tracker = ModuleTracker(engine)
+    text = ("@k = internal constant i64 1\n"
+            "define i64 @%s() {\n  %%v = load i64, ptr @k\n  ret i64 %%v\n}\n")
+    _, retire_a = add(engine, tracker, text % "a", "a")
+    add(engine, tracker, text % "b", "b")
+    retire_a()
+    assert tracker.collect() == 1
+    assert call(engine, "b") == 1
+
+
 def test_retiring_twice_or_after_close_is_harmless(engine):
     tracker = ModuleTracker(engine)
     _, retire = add(engine, tracker, PROVIDER, "p")
