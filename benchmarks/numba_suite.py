@@ -115,7 +115,9 @@ def parse_output(text: str) -> Outcome:
         key, _, value = part.strip().partition("=")
         if key in ("failures", "errors", "skipped"):
             setattr(out, key, int(value))
-    out.bad = {f"{cls}.{name}" for _, name, cls in _BAD.findall(text)}
+    # unittest prints "name (module.Class.name)" from 3.11, "name (module.Class)" before
+    out.bad = {ident if ident.endswith(f".{name}") else f"{ident}.{name}"
+               for _, name, ident in _BAD.findall(text)}
     return out
 
 
