@@ -28,6 +28,7 @@ from concurrent.futures import Future
 
 import llvmlite.binding as llvm
 
+from .. import process_exit
 from ..compilers import CompileBackend, CompileUnit, Objects, done, submit_all
 from ..target_spec import spec_of
 from .keys import module_ir, object_key
@@ -228,9 +229,10 @@ def shared_store(directory: str | os.PathLike[str]) -> ObjectStore:
         return store
 
 
+@process_exit.on_exit
 def flush_shared_stores() -> None:
-    """Record the shared stores' statistics now (for a process about to leave
-    through C ``exit()``, which skips Python's exit handlers)."""
+    """Record the shared stores' statistics now (an exit hook: C ``exit()``
+    skips Python's exit handlers)."""
     with _stores_lock:
         stores = list(_stores.values())
     for store in stores:

@@ -15,7 +15,6 @@ engine's words ends them explicitly (``run FILE -- --remote``).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import json
 import os
@@ -29,14 +28,12 @@ import llvmlite.binding as llvm
 
 from .. import ExecutionEngineError, __version__, create_mcjit_compiler
 from ..cache.cli import add_cache_parser, resolve_cache_dir, run_cache_command
-from ..cache.layer import flush_shared_stores
 from ..compile_service.pool import resolve_worker_count, start_workers
 from ..errors import ProgramError
 from ..executors.remote.host import ExecutorCrashedError, ExecutorExitedError
-from ..layers.background import stop_threads as stop_background
 from ..native.c_runtime import c_runtime_libraries, restore_stdio_buffering
 from ..options import WORKERS_ENV
-from ..tiering.controller import stop_threads
+from ..process_exit import leave, on_exit
 from ..tiering.policy import TierUp
 from .program import load_module
 from .watch import Watcher
@@ -235,8 +232,10 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
         engine.add_module(module)
     if opts.watch:
         paths = [opts.file, *opts.extra_module]
-        Watcher(engine, dict(zip(paths, modules, strict=True)),
-                lambda path: load_module(path, target_machine)).start()
+        watcher = Watcher(engine, dict(zip(paths, modules, strict=True)),
+                          lambda path: load_module(path, target_machine))
+        on_exit(watcher.halt)  # a reload may be inside LLVM when the program exits
+        watcher.start()
     t0 = time.perf_counter()
     engine.finalize_object()
     engine.get_function_address(opts.entry_function)
@@ -252,17 +251,13 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     engine.run_static_destructors()
     if opts.stats or opts.stats_json:
         _print_stats(engine, stats, as_json=opts.stats_json)
-    flush_shared_stores()
     sys.stdout.flush()
     sys.stderr.flush()
     if opts.remote:
         engine.close()  # the executor flushes its stdio and runs atexit handlers
-    stop_threads()  # no tier-up compile may be inside LLVM when the process ends
-    stop_background()  # nor a lazy engine's background cut
-    # Leave through C exit(): it flushes C stdio and runs the program's atexit
-    # handlers while its code is still mapped.
-    libc = ctypes.CDLL(None)
-    libc.exit(ctypes.c_int(status & 0xFF))
+    # C exit() flushes C stdio and runs the program's atexit handlers while its
+    # code is still mapped, after the exit hooks stopped every engine thread.
+    leave(status & 0xFF)
     return status  # pragma: no cover - exit() does not return
 
 

@@ -53,6 +53,12 @@ class Watcher(threading.Thread):
     def stop(self) -> None:
         self._stop.set()
 
+    def halt(self, timeout: float = 5.0) -> None:
+        """Stop and wait (up to ``timeout`` seconds) for a reload in progress."""
+        self.stop()
+        if self.is_alive() and self is not threading.current_thread():
+            self.join(timeout)
+
     def run(self) -> None:
         while not self._stop.wait(self.interval):
             for path in list(self.modules):

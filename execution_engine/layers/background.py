@@ -38,7 +38,6 @@ with the engine's lock held except :meth:`close`.
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 import weakref
@@ -49,6 +48,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import process_exit
 from ..errors import ExecutionEngineError
 from ..policies import BackgroundPolicy
 from ..target_spec import TargetSpec
@@ -430,7 +430,7 @@ def stop_threads() -> None:
         component.close()
 
 
-atexit.register(stop_threads)
+process_exit.on_exit(stop_threads)
 
 
 def background_component(policy: BackgroundPolicy, workers: int, target_machine: Any,

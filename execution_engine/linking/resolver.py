@@ -7,7 +7,9 @@ with ``load_library_permanently`` and everything the process has loaded.
 
 A few runtime hooks are provided by the engine itself, as ORC's
 "runtime overrides" do: ``__dso_handle`` (C++ static destructor
-registration needs one per image), and the thread-local storage runtime's
+registration needs one per image), ``exit`` (:func:`..process_exit.leave`:
+the engine's threads stop before LLVM's static destructors run), and the
+thread-local storage runtime's
 entry points (:mod:`..native.tls_runtime`, linked in this process on the first
 lookup of one of them).
 """
@@ -20,6 +22,7 @@ import threading
 import llvmlite.binding as llvm
 from llvmlite.binding import ffi
 
+from .. import process_exit
 from ..native import tls_runtime
 
 
@@ -29,7 +32,8 @@ class ProcessResolver:
     def __init__(self) -> None:
         _search_process_symbols()
         self._dso_handle = ctypes.c_uint64(0)
-        self._overrides = {"__dso_handle": ctypes.addressof(self._dso_handle)}
+        self._overrides = {"__dso_handle": ctypes.addressof(self._dso_handle),
+                           "exit": process_exit.exit_override}
         self._lock = threading.Lock()
 
     def __call__(self, name: str) -> int | None:

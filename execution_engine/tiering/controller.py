@@ -38,7 +38,6 @@ controller still running is stopped and waited for at interpreter exit.
 
 from __future__ import annotations
 
-import atexit
 import threading
 import time
 import weakref
@@ -50,7 +49,7 @@ from typing import TYPE_CHECKING
 
 import llvmlite.binding as llvm
 
-from .. import target_spec
+from .. import process_exit, target_spec
 from ..errors import ExecutionEngineError
 from ..ir.optimise import Optimiser
 from ..ir.parse import parse_partition
@@ -372,4 +371,4 @@ def stop_threads(timeout: float = 5.0) -> None:
         thread.join(timeout)
 
 
-atexit.register(stop_threads)
+process_exit.on_exit(stop_threads)
