@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
         opt=opts.opt, codemodel="jitdefault", jit=True)
     modules = [load_module(p, tm) for p in [opts.file, *opts.extra_module]]
-    for library in c_runtime_libraries(modules):
+    for library in c_runtime_libraries():
         llvm.load_library_permanently(library)
     ee = llvm.create_mcjit_compiler(modules[0], tm)
     for module in modules[1:]:

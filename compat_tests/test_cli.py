@@ -108,6 +108,43 @@ def test_an_empty_entry_function_is_refused_in_llis_words(echo, entry):
     assert proc.stdout == ""
 
 
+NOT_DOMINATED = """
+define i32 @main() {
+  ret i32 %z
+b:
+  %z = add i32 1, 1
+  ret i32 %z
+}
+"""
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_module_that_does_not_verify_is_refused_naming_its_file(tmp_path, kind):
+    path = tmp_path / "bad.ll"
+    path.write_text(NOT_DOMINATED)
+    proc = engine("run", str(path), *KINDS[kind])
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("execution-engine: error: ") and str(path) in proc.stderr
+    assert "Instruction does not dominate all uses" in proc.stderr
+
+
+EXITS = """
+declare void @exit(i32)
+define i32 @main() {
+  call void @exit(i32 5)
+  unreachable
+}
+"""
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_program_that_calls_exit_leaves_with_its_status(tmp_path, kind):
+    path = tmp_path / "exits.ll"
+    path.write_text(EXITS)
+    proc = engine("run", str(path), *KINDS[kind], "--compile-workers", "1")
+    assert (proc.returncode, proc.stderr) == (5, "")
+
+
 def test_version():
     proc = engine("--version")
     assert proc.returncode == 0, proc.stderr

@@ -203,7 +203,11 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
         opt=opts.opt, reloc=opts.relocation_model, codemodel=codemodel, jit=True,
     )
     t0 = time.perf_counter()
-    modules = [load_module(path, target_machine) for path in [opts.file, *opts.extra_module]]
+    # A lazy engine verifies each partition before compiling it; the whole
+    # program is verified here first, so that an invalid file fails at once.
+    lazy = opts.jit_kind == "orc-lazy"
+    modules = [load_module(path, target_machine, verify=lazy)
+               for path in [opts.file, *opts.extra_module]]
     stats["parse"] = time.perf_counter() - t0
     main_module = modules[0]
     entry = main_module.get_function(opts.entry_function) if _defines(
@@ -211,7 +215,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
     if entry is None and not any(_defines(m, opts.entry_function) for m in modules):
         raise ProgramError(f"'{opts.entry_function}' is not defined in {opts.file}")
     engine = create_mcjit_compiler(modules[0], target_machine,
-                                   lazy=opts.jit_kind == "orc-lazy", remote=opts.remote,
+                                   lazy=lazy, remote=opts.remote,
                                    grace_period=None if opts.watch else 1.0,
                                    # a running loop must reach edited functions, and tier-up
                                    # counts every call: calls through stubs (direct calls
@@ -226,7 +230,7 @@ def run_program(opts: argparse.Namespace, args: list[str]) -> int:
                                    compile_workers=workers,
                                    **({"jitdump": True} if opts.jitdump else {}),
                                    tier_up=TierUp(high=opts.opt) if opts.tier_up else None)
-    for library in c_runtime_libraries(modules):
+    for library in c_runtime_libraries():
         engine.load_library(library)
     for module in modules[1:]:
         engine.add_module(module)

@@ -7,8 +7,11 @@ import llvmlite.binding as llvm
 from ..errors import ProgramError
 
 
-def load_module(path: str, target_machine: llvm.TargetMachine) -> llvm.ModuleRef:
-    """Parse ``path`` (.ll text or .bc bitcode) and retarget it to the host.
+def load_module(path: str, target_machine: llvm.TargetMachine, *,
+                verify: bool = True) -> llvm.ModuleRef:
+    """Parse ``path`` (.ll text or .bc bitcode) and retarget it to the host;
+    verify it unless ``verify`` is false (an eager engine verifies every
+    module it is given: once is enough).
 
     Like ``lli``, a module written for another target (say 32-bit x86) is
     run on the host: its triple and data layout are replaced by the target
@@ -24,7 +27,8 @@ def load_module(path: str, target_machine: llvm.TargetMachine) -> llvm.ModuleRef
             module = llvm.parse_bitcode(data)
         else:
             module = llvm.parse_assembly(data.decode("utf-8"))
-        module.verify()
+        if verify:
+            module.verify()
     except (RuntimeError, UnicodeDecodeError) as exc:
         message = str(exc).strip().replace("<string>:", f"{path}:")
         raise ProgramError(f"{path}: {message}") from None

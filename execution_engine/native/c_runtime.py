@@ -6,20 +6,22 @@ import ctypes
 import ctypes.util
 import os
 
-import llvmlite.binding as llvm
-
-_CXX_MARKERS = ("__cxa_", "__gxx_personality", "_Z", "_Unwind_")
+_RUNTIME = ("m", "stdc++", "gcc_s")
 
 
-def c_runtime_libraries(modules: list[llvm.ModuleRef]) -> list[str]:
-    """The libraries to load for a program: libm, and the C++ runtime when the
-    program declares what it defines."""
-    declared = [f.name for m in modules for f in m.functions if f.is_declaration]
-    declared += [g.name for m in modules for g in m.global_variables if g.is_declaration]
-    names = ["m"]
-    if any(name.startswith(_CXX_MARKERS) for name in declared):
-        names += ["stdc++", "gcc_s"]
-    return [path for path in map(ctypes.util.find_library, names) if path]
+def c_runtime_libraries() -> list[str]:
+    """The libraries to load for a program: libm and the C++ runtime (found
+    once). Always all of them, as ``lli`` has them (LLVM is C++): llvmlite's
+    own library usually links them already, so loading them is a reference
+    count, and it is cheaper than reading every declaration of a big program
+    to see whether it needs them."""
+    global _found
+    if _found is None:
+        _found = [path for path in map(ctypes.util.find_library, _RUNTIME) if path]
+    return list(_found)
+
+
+_found: list[str] | None = None
 
 
 _BUFSIZ = 8192
