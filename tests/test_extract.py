@@ -214,6 +214,7 @@ def test_forwardable() -> None:
 def test_index_gives_the_texts_one_value_prints_give(monkeypatch: pytest.MonkeyPatch) -> None:
     names = ("helper", "leaf", "jumps", "wide")  # no alias: nothing needs the index
     monkeypatch.setattr(extract, "PRINT_BUDGET", float("inf"))
+    monkeypatch.setattr(extract, "SLOW_PRINT", float("inf"))
     printed = ModuleView(module(), prefix=PREFIX)
     expected = [printed.function_partition(n).text for n in names]
     expected_globals = printed.globals_partition()
@@ -226,6 +227,19 @@ def test_index_gives_the_texts_one_value_prints_give(monkeypatch: pytest.MonkeyP
     got_globals = indexed.globals_partition()
     assert got_globals is not None and expected_globals is not None
     assert got_globals.text == expected_globals.text
+
+
+def test_one_slow_print_indexes_the_module_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(extract, "PRINT_BUDGET", float("inf"))
+    monkeypatch.setattr(extract, "SLOW_PRINT", float("inf"))
+    view = ModuleView(module(), prefix=PREFIX)
+    view.function_partition("leaf")
+    assert view._index is None  # cheap prints: one value at a time
+    monkeypatch.setattr(extract, "SLOW_PRINT", 0.0)  # every print is "slow"
+    view = ModuleView(module(), prefix=PREFIX)
+    text = view.function_partition("leaf").text
+    assert view._index is not None
+    assert "define" in text and "@leaf" in text
 
 
 def test_module_index_spans() -> None:

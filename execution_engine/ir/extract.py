@@ -11,7 +11,8 @@ functions with TBAA metadata); printing the module once costs about as much
 as 30-800 such prints. So a :class:`ModuleView` keeps every text it prints
 and, for a module that does not change (``mutable=False``: the engine owns
 it), prints values one by one only while their total cost stays below
-:data:`PRINT_BUDGET`; past that it prints the module once and indexes the
+:data:`PRINT_BUDGET` (and while no one print takes :data:`SLOW_PRINT`);
+past that it prints the module once and indexes the
 text of every function, declaration and variable by name (one pass). After
 that every lookup of a text is a slice of that print: a lazy step costs time
 proportional to the function or variable it handles.
@@ -110,6 +111,11 @@ _UNFORWARDABLE_CC = re.compile(r"^define\s+(?:\w+\s+)*?(preserve_mostcc|preserve
 PRINT_BUDGET = 0.05
 """Seconds of one-value prints after which an unchanging module is printed
 whole, once, and indexed (module prints cost 30-800 one-value prints)."""
+
+SLOW_PRINT = 0.00015
+"""Seconds one value print may take before its module is indexed at once: a
+module that big (about 3,000 small functions) would otherwise make each
+first call pay several such prints until the budget is spent."""
 
 
 class ExtractionError(ExecutionEngineError):
@@ -275,9 +281,10 @@ class ModuleView:
         text = str(value)
         if self.mutable:
             return text
-        self._print_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self._print_seconds += seconds
         self._printed[name] = text
-        if self._print_seconds > PRINT_BUDGET and self._index is None:
+        if (self._print_seconds > PRINT_BUDGET or seconds > SLOW_PRINT) and self._index is None:
             self.index()
         return text
 
