@@ -6,7 +6,7 @@ measures, interleaved repetition by repetition:
 
 * plain: ``tm.emit_object(module)``, no cache;
 * miss: :class:`execution_engine.cache.CachingCompiler` over an empty
-  :class:`~execution_engine.cache.ObjectStore`: key (bitcode + SHA-256),
+  :class:`~execution_engine.cache.ObjectStore`: key (bitcode + BLAKE2b),
   lookup, the same ``emit_object``, store. Its *overhead* is its total minus
   the time spent inside ``emit_object`` in that very call;
 * hit: the same call on the store the miss filled (key, read, verify);
@@ -194,7 +194,7 @@ def table(n: int, found: dict[str, Times]) -> str:
     labels = {"plain": "plain compile (`emit_object`)",
               "miss": "miss (key + lookup + compile + store)",
               "overhead": "miss overhead (miss minus its compile)",
-              "key": "of which the key (bitcode + SHA-256)",
+              "key": "of which the key (bitcode + BLAKE2b)",
               "hit": "hit (key + read + verify)",
               "link": "link the object (engine)",
               "engine create": "engine: create_mcjit_compiler (verifies; any cache)",

@@ -1,7 +1,7 @@
 """The format of one cache entry, and its verification.
 
 ``MAGIC (8) | ENTRY_VERSION (4, big-endian) | key (64 ASCII hex digits) |
-payload length (8, big-endian) | SHA-256 of the payload (32) | payload``.
+payload length (8, big-endian) | BLAKE2b-256 of the payload (32) | payload``.
 
 :func:`read_entry` accepts an entry only if every field is what it must be:
 the magic and version, the very key asked for, a length equal to what the
@@ -13,19 +13,20 @@ the digest.
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from typing import BinaryIO
 
+from .digest import new_digest
+
 MAGIC = b"EEOBJ\r\n\x1a"
-ENTRY_VERSION = 1
+ENTRY_VERSION = 1  # BLAKE2b payload digests since key schema 2, whose keys no SHA-256 entry has
 HEADER_STRUCT = struct.Struct(">8sI64sQ32s")
 HEADER_SIZE = HEADER_STRUCT.size  # 116
 
 
 def encode_header(key: str, payload: bytes) -> bytes:
     """The header of the entry holding ``payload`` under ``key``."""
-    digest = hashlib.sha256(payload).digest()
+    digest = new_digest(payload).digest()
     return HEADER_STRUCT.pack(MAGIC, ENTRY_VERSION, key.encode("ascii"), len(payload), digest)
 
 
@@ -49,6 +50,6 @@ def read_entry(f: BinaryIO, key: str, size: int) -> bytes | None:
     payload: bytes = f.read(length)
     if len(payload) != length or f.read(1):
         return None
-    if hashlib.sha256(payload).digest() != digest:
+    if new_digest(payload).digest() != digest:
         return None
     return payload

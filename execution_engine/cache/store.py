@@ -6,7 +6,7 @@ recent runs (:mod:`.stats`).
 Nothing else in the directory is touched, not even by :meth:`clear`.
 
 An entry (:mod:`.entry`) is a header (magic, format version, key, payload
-length, SHA-256 of the payload) and the payload. A read checks all of it
+length, BLAKE2b-256 of the payload) and the payload. A read checks all of it
 every time: magic, version, that the key is the one asked for, that the
 file holds exactly the stated length, and the digest. An entry that
 fails any check (truncated, bit-flipped, foreign, zero-length, extended) is
