@@ -7,9 +7,10 @@ queue one at a time, so requests spread over whichever workers are free.
 Ownership and lifetime: the pool owns its workers. They start in the
 background when the pool starts (a slot thread launches its worker and waits
 for its greeting; requests submitted meanwhile wait in the queue), and end
-when the pool is closed: explicitly, or at interpreter exit (every pool still
-open is closed by an ``atexit`` handler). A worker also exits by itself when
-its socket to the host closes, so a host that dies without running ``atexit``
+when the pool is closed: explicitly, or when the process leaves (every pool
+still open is closed by an exit hook, :mod:`..process_exit`: at interpreter
+exit and before C ``exit()``). A worker also exits by itself when its socket
+to the host closes, so a host that dies without running its exit hooks
 leaves no worker behind once the compile in flight finishes.
 :func:`shared_pool` is the one pool of the process that engines share; it
 grows to the largest size asked for. In a child made by ``os.fork`` the
@@ -29,7 +30,6 @@ Thread-safety: every public method may be called from any thread.
 
 from __future__ import annotations
 
-import atexit
 import os
 import queue
 import sys
@@ -43,6 +43,7 @@ from typing import Any, TypeAlias
 
 import llvmlite.binding as llvm
 
+from .. import process_exit
 from ..errors import CompileError
 from ..target_spec import TargetSpec
 from .process import WorkerDied, WorkerProcess, WorkerStats
@@ -328,8 +329,11 @@ def start_workers(setting: int | str | None = None) -> int:
 
 
 def _close_all() -> None:
+    """An exit hook: stop every pool's workers and wait for them, so that their
+    CPU time counts in the process's and none outlives it. A compile still in
+    flight has half a second to finish."""
     for pool in list(_open_pools):
-        pool.close()
+        pool.close(timeout=0.5)
 
 
 def _forget_in_child() -> None:
@@ -338,5 +342,5 @@ def _forget_in_child() -> None:
     _shared_lock = threading.Lock()
 
 
-atexit.register(_close_all)
+process_exit.on_exit(_close_all)
 os.register_at_fork(after_in_child=_forget_in_child)
