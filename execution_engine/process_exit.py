@@ -15,8 +15,10 @@ program that calls ``exit()`` itself leaves the same way. The same hooks
 also run at interpreter exit, through :mod:`atexit`.
 
 Thread-safety: hooks may be registered from any thread; they run on the
-thread that leaves, once each per exit, in the reverse order of
-registration. A hook must not raise; one that does is skipped.
+thread that leaves, once each per exit: first the hooks that stop threads,
+latest registered first, then the *service* hooks (compile pools, cache
+stores: what those threads use), latest first, so that no thread finds a
+service closed under it. A hook must not raise; one that does is skipped.
 """
 
 from __future__ import annotations
@@ -29,27 +31,45 @@ from collections.abc import Callable
 from typing import NoReturn
 
 _hooks: list[Callable[[], None]] = []
+_service_hooks: list[Callable[[], None]] = []
 _hooks_lock = threading.Lock()
+_quiesced = False
 
 
-def on_exit(hook: Callable[[], None]) -> Callable[[], None]:
+def on_exit(hook: Callable[[], None], *, service: bool = False) -> Callable[[], None]:
     """Run ``hook`` before the process leaves (C ``exit()`` through this
-    module, or interpreter exit). Returns ``hook``, so it decorates."""
+    module, or interpreter exit). A ``service`` hook closes something the
+    engine's threads use and runs after every other hook. Returns ``hook``."""
     with _hooks_lock:
-        _hooks.append(hook)
+        (_service_hooks if service else _hooks).append(hook)
     return hook
+
+
+def on_exit_service(hook: Callable[[], None]) -> Callable[[], None]:
+    """:func:`on_exit` with ``service=True``, as a decorator."""
+    return on_exit(hook, service=True)
 
 
 def quiesce() -> None:
     """Run every exit hook now: afterwards no engine thread is inside LLVM.
-    Engines keep working, without their background threads."""
+    Engines keep working, without their background threads, and compile in
+    process (see :func:`quiesced`)."""
+    global _quiesced
+    _quiesced = True
     with _hooks_lock:
-        hooks = list(reversed(_hooks))
+        hooks = list(reversed(_hooks)) + list(reversed(_service_hooks))
     for hook in hooks:
         try:
             hook()
         except Exception:  # noqa: BLE001 - leaving must not fail half-way
             pass
+
+
+def quiesced() -> bool:
+    """Whether the exit hooks have run: the process is leaving, its compile
+    pools are closed, and a compile still needed (a lazy function first
+    called by a program's atexit handler) is done in process."""
+    return _quiesced
 
 
 def leave(status: int) -> NoReturn:

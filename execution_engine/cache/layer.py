@@ -229,7 +229,7 @@ def shared_store(directory: str | os.PathLike[str]) -> ObjectStore:
         return store
 
 
-@process_exit.on_exit
+@process_exit.on_exit_service
 def flush_shared_stores() -> None:
     """Record the shared stores' statistics now (an exit hook: C ``exit()``
     skips Python's exit handlers)."""

@@ -9,7 +9,10 @@ end a worker, not the host: the compile raises
 :class:`~execution_engine.errors.CompileError` with LLVM's message, naming the
 module and (when it defines few) its functions. A target machine whose
 creation arguments are unknown (made before ``execution_engine`` was
-imported) cannot be reproduced in a worker: its modules compile in process.
+imported) cannot be reproduced in a worker: its modules compile in process,
+as every module does once the process is leaving (the exit hooks of
+:mod:`..process_exit` have closed the pools; a program's atexit handler may
+still call a lazy function for the first time).
 
 :meth:`WorkerCompiler.submit_all` compiles a batch at the same time on every
 worker: modules go out largest first, and a big module (a unit that allows
@@ -29,6 +32,7 @@ from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 
+from .. import process_exit
 from ..compilers import CompileBackend, CompileUnit, InProcessCompiler, Objects, done
 from ..errors import InvalidModuleError
 from ..ir.extract import ExtractionError
@@ -64,7 +68,7 @@ class WorkerCompiler:
 
     def compile(self, module: llvm.ModuleRef, target_machine: llvm.TargetMachine, *,
                 label: str) -> bytes:
-        spec = spec_of(target_machine)
+        spec = _worker_spec(target_machine)
         if spec is None:
             return self.fallback.compile(module, target_machine, label=label)
         return self.pool.compile(module, spec, _label(label, _defined_names(module)),
@@ -72,7 +76,7 @@ class WorkerCompiler:
 
     def submit_all(self, units: Sequence[CompileUnit]) -> list[Future[Objects]]:
         """See :class:`~execution_engine.compilers.ConcurrentBackend`."""
-        jobs = [_Unit(unit, spec_of(unit.target_machine)) for unit in units]
+        jobs = [_Unit(unit, _worker_spec(unit.target_machine)) for unit in units]
         remote = [job for job in jobs if job.spec is not None]
         splittable = [job.unit.prefix is not None and self.workers > 1 for job in remote]
         functions = [_count_defined(job.unit.module) if ok else 0
@@ -192,6 +196,13 @@ class _Piece:
     label: str
     cost: float
     future: Future[bytes] | None = None
+
+
+def _worker_spec(target_machine: llvm.TargetMachine) -> TargetSpec | None:
+    """What a worker needs to reproduce ``target_machine``; None: compile in
+    process (the machine's arguments are unknown, or the process is leaving
+    and its pools are closed)."""
+    return None if process_exit.quiesced() else spec_of(target_machine)
 
 
 def _copy(source: Future[bytes], target: Future[Objects]) -> None:

@@ -342,5 +342,5 @@ def _forget_in_child() -> None:
     _shared_lock = threading.Lock()
 
 
-process_exit.on_exit(_close_all)
+process_exit.on_exit(_close_all, service=True)
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -92,6 +92,21 @@ class _Source:
     # engine's lock; removal waits for it.
     cut_lock: threading.Lock = field(default_factory=threading.Lock)
     removed: bool = False
+    # The names of the functions and variables it defines, local ones aside
+    # (indexed by the layer on the first lookup after the module was added).
+    names: frozenset[str] = frozenset()
+
+    def defined_names(self) -> frozenset[str]:
+        """One walk of the module: its non-local definitions' symbol names."""
+        view, names = self.view, set()
+        for fn in self.module.functions:
+            if (not fn.is_declaration and fn.linkage != llvm.Linkage.available_externally
+                    and not view.is_local(fn)):
+                names.add(fn.name.removeprefix("\x01"))
+        for var in self.module.global_variables:
+            if not var.is_declaration and not view.is_local(var):
+                names.add(var.name.removeprefix("\x01"))
+        return frozenset(names)
 
 
 class OnDemand(Protocol):
@@ -174,6 +189,13 @@ class CompileOnDemandLayer(Host):
         self._sources: list[_Source] = []  # oldest first
         self._by_handle: dict[Handle, _Source] = {}
         self._owner: dict[Handle, Handle] = {}  # partition, globals or alias handle -> module's
+        # Which sources define a name, so that a lookup costs what the name's
+        # definers cost, not one probe of every lazy module: symbol name ->
+        # sources in add order; sources added since the last lookup; sources
+        # by the prefix of their shared local names.
+        self._definers: dict[str, list[_Source]] = {}
+        self._unindexed: list[_Source] = []
+        self._by_prefix: dict[str, _Source] = {}
 
     def set_background(self, background: BackgroundCompiler | None) -> None:
         """Compile ahead with ``background`` (needs ``compile_layer``); None: not."""
@@ -203,6 +225,8 @@ class CompileOnDemandLayer(Host):
             source = _Source(handle, module, view, globals_handle, options)
             self._sources.append(source)
             self._by_handle[handle] = source
+            self._unindexed.append(source)
+            self._by_prefix[view.prefix] = source
             self._owner[globals_handle] = handle
             self.lazy_emit.add(globals_handle, DeferredModule(
                 lambda name: self._defines_variable(source, name),
@@ -250,6 +274,7 @@ class CompileOnDemandLayer(Host):
                 if self.background is not None:
                     self.background.forget(source)
                 self._sources.remove(source)
+                self._forget_names(source)
                 for part in source.partitions:
                     self.base.remove(part)
                     del self._owner[part]
@@ -360,7 +385,8 @@ class CompileOnDemandLayer(Host):
         candidates: list[tuple[int, bool, _Source | None]] = []
         if current is not None:
             candidates.append((current_order, current.weak, None))
-        for source in self._sources:
+        definers = self._sources_defining(name)
+        for source in definers:
             weak = self._function_weakness(source, name)
             if weak is None:
                 continue
@@ -373,7 +399,7 @@ class CompileOnDemandLayer(Host):
             return (best, "function") if best is not None else (None, "")
         if current is not None:
             return None, ""
-        for source in reversed(self._sources):
+        for source in reversed(definers):
             if self._defines_variable(source, name):
                 return source, "variable"
         for source in reversed(self._sources):
@@ -381,6 +407,32 @@ class CompileOnDemandLayer(Host):
             if original is not None and source.view.alias_target(original) is not None:
                 return source, "alias"
         return None, ""
+
+    def _sources_defining(self, name: str) -> list[_Source]:
+        """The sources that may define symbol ``name`` (a function or variable),
+        oldest first: those whose definitions carry the name, and for a shared
+        local name the source whose prefix it has."""
+        while self._unindexed:
+            source = self._unindexed.pop(0)
+            source.names = source.defined_names()
+            for defined in source.names:
+                self._definers.setdefault(defined, []).append(source)
+        definers = self._definers.get(name, [])
+        if name.startswith("__ee.h"):
+            owner = self._by_prefix.get(name[:name.find(".", 6) + 1])
+            if owner is not None and owner not in definers:
+                definers = sorted([*definers, owner], key=lambda s: s.handle.id)
+        return definers
+
+    def _forget_names(self, source: _Source) -> None:
+        if source in self._unindexed:
+            self._unindexed.remove(source)
+        self._by_prefix.pop(source.view.prefix, None)
+        for name in source.names:
+            definers = self._definers[name]
+            definers.remove(source)
+            if not definers:
+                del self._definers[name]
 
     def _function_weakness(self, source: _Source, name: str) -> bool | None:
         """Whether ``source`` defines function ``name`` weakly (None: not at all)."""

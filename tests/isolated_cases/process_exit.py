@@ -70,6 +70,7 @@ def exit_while_a_thread_is_inside_llvm(status: int, options: dict[str, object]) 
 
 
 def leave_runs_hooks_in_reverse(status: int) -> None:
+    process_exit.on_exit(lambda: print("service", file=sys.stderr, flush=True), service=True)
     for word in ("registered first", "registered second"):
         process_exit.on_exit(lambda word=word: print(word, file=sys.stderr, flush=True))
     process_exit.on_exit(lambda: 1 / 0)  # a failing hook is skipped
