@@ -112,6 +112,11 @@ def test_a_small_module_is_not_cut():
 def test_modules_finalized_together_spread_over_the_workers():
     pool = shared_pool(2)
     engine = make(big_module(6), "m0")
+    # Workers start in the background; under load one could serve the whole
+    # batch before the other greets. Spreading is what is tested: start both.
+    deadline = time.monotonic() + 60
+    while len(pool.stats()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     before = {s.pid: s.requests for s in pool.stats()}
     modules = []
     for i in range(1, 8):
