@@ -18,6 +18,7 @@ body came from. Thread-safety: the engine's lock serialises every call.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -30,7 +31,7 @@ from .ir.module_checks import module_label
 from .ir.optimise import Optimiser
 from .ir.parse import parse_partition
 from .layers.base import AddOptions, Handle, add_and_emit
-from .linking.symbols import Definition
+from .linking.symbols import Definition, SymbolTable
 from .module_table import ModuleTable
 from .native import elf
 from .policies import RedirectionPolicy
@@ -39,19 +40,25 @@ from .stack import Stack
 
 @dataclass(eq=False)
 class Recompile:
-    """Function ``name``'s partition, cut from its module's current IR to be
-    compiled off the engine's lock (tier-up): ``text`` is the IR to compile,
-    ``definition`` the body current when it was cut (a link of the result is
-    refused if another became current since), ``handle`` the set the new
-    body will be."""
+    """The partition of functions ``names`` (all from one module), cut from
+    their module's current IR to be compiled off the engine's lock (tier-up):
+    ``text`` is the IR to compile, ``definitions`` the bodies current when it
+    was cut (a link of the result is refused if any other became current
+    since), ``handle`` the set the new bodies will be: one object, laid out
+    together as in their module."""
 
-    name: str
+    names: tuple[str, ...]
     text: str
-    definition: Definition
+    definitions: tuple[Definition, ...]
     handle: Handle
     origin: Handle
     root: Handle
     shared: dict[str, str]
+
+    def is_current(self, symbols: SymbolTable) -> bool:
+        """Whether every body the partition was cut from is still current."""
+        return all(symbols.current(name) is definition
+                   for name, definition in zip(self.names, self.definitions, strict=True))
 
 
 class HotSwap:
@@ -185,30 +192,42 @@ class HotSwap:
                     "no address (the module was not compiled by this engine)")
             self._stack.local_fallbacks[name] = address
 
-    def cut(self, name: str, label: str) -> Recompile:
-        """Function ``name``'s partition from its module's current IR, to compile
-        elsewhere and :meth:`link_object` later (engine's lock held). Raises as
-        :meth:`recompile` does for a function that cannot be recompiled."""
-        current = self._stack.symbols.current(name)
-        if current is None or not current.is_function:
-            raise KeyError(f"the engine defines no function '{name}'")
-        origin, module, name = self._function_home(name)
-        root = self._root.get(origin, origin)
-        view = self._views.get(origin)
-        if view is None:
-            view = self._views[origin] = self._view(module, root, mutable=True)
-        part = view.function_partition(name)
-        handle = Handle(f"function '{name}' {label} from {module_label(module)}")
-        return Recompile(name, part.text, current, handle, origin, root, dict(part.shared))
+    def cut(self, names: Sequence[str], label: str) -> list[Recompile]:
+        """The partitions of functions ``names`` from their modules' current IR,
+        one per module (the functions of one module compiled together), to
+        compile elsewhere and :meth:`link_object` later (engine's lock held).
+        Raises as :meth:`recompile` does if any of them cannot be recompiled."""
+        groups: dict[Handle, tuple[llvm.ModuleRef, list[str], list[str], list[Definition]]] = {}
+        for name in names:
+            current = self._stack.symbols.current(name)
+            if current is None or not current.is_function:
+                raise KeyError(f"the engine defines no function '{name}'")
+            origin, module, ir_name = self._function_home(name)
+            group = groups.setdefault(origin, (module, [], [], []))
+            group[1].append(name)
+            group[2].append(ir_name)
+            group[3].append(current)
+        jobs = []
+        for origin, (module, engine_names, ir_names, definitions) in groups.items():
+            root = self._root.get(origin, origin)
+            view = self._views.get(origin)
+            if view is None:
+                view = self._views[origin] = self._view(module, root, mutable=True)
+            part = view.partition(ir_names)
+            quoted = ", ".join(f"'{n}'" for n in ir_names)
+            handle = Handle(f"function{'s' if len(ir_names) > 1 else ''} {quoted} {label} "
+                            f"from {module_label(module)}")
+            jobs.append(Recompile(tuple(engine_names), part.text,
+                                  tuple(definitions), handle, origin, root, dict(part.shared)))
+        return jobs
 
-    def link_object(self, job: Recompile, data: bytes, opt_level: int) -> int | None:
-        """Link ``data``, compiled from ``job`` at ``opt_level``, as the body of
-        ``job.name`` and return its address; ``None`` (nothing linked) if the
-        body ``job`` was cut from is no longer current (the function was
-        swapped, recompiled or removed meanwhile). Engine's lock held."""
-        if (self._stack.symbols.current(job.name) is not job.definition
-                or self._modules.module_of(job.origin) is None):
-            return None
+    def link_object(self, job: Recompile, data: bytes, opt_level: int) -> bool:
+        """Link ``data``, compiled from ``job`` at ``opt_level``, as the bodies of
+        ``job.names``; ``False`` (nothing linked) if any body ``job`` was cut
+        from is no longer current (a function was swapped, recompiled or
+        removed meanwhile). Engine's lock held."""
+        if not job.is_current(self._stack.symbols) or self._modules.module_of(job.origin) is None:
+            return False
         self._map_shared_locals(job.shared, job.root, job.handle.name)
         obj = elf.ObjectFile(data, machine=self._stack.compile_layer.machine,
                              name=job.handle.name)
@@ -220,9 +239,9 @@ class HotSwap:
         except BaseException:
             self._origin.pop(job.handle, None)
             raise
-        current = self._stack.symbols.current(job.name)
-        assert current is not None and current.handle is job.handle
-        return current.address
+        assert all(self._stack.symbols.current(name).handle is job.handle  # type: ignore[union-attr]
+                   for name in job.names)
+        return True
 
     def level_of(self, handle: Handle) -> int | None:
         """The optimisation level body set ``handle`` was recompiled at

@@ -17,6 +17,7 @@ import pytest
 from conftest import cfunc, make_tm, parse_ir
 
 from execution_engine import (
+    CompileError,
     EngineOptions,
     ExecutionEngineError,
     InProcessCompiler,
@@ -190,6 +191,112 @@ def test_low_tier_first_then_promotion_after_the_threshold():
             1, 0, 0)
         assert stats.tier_up_counted == 1  # loop, still counted
         assert stats.recompiled_bodies == 1
+    finally:
+        engine.close()
+
+
+PAIR = """
+define i64 @h1(i64 %x) {
+  %y = mul i64 %x, 3
+  ret i64 %y
+}
+define i64 @h2(i64 %x) {
+  %y = add i64 %x, 7
+  ret i64 %y
+}
+define i64 @both(i64 %n) {
+entry:
+  br label %l
+l:
+  %i = phi i64 [0, %entry], [%i2, %l]
+  %acc = phi i64 [0, %entry], [%acc2, %l]
+  %a = call i64 @h1(i64 %i)
+  %b = call i64 @h2(i64 %i)
+  %s = add i64 %a, %b
+  %acc2 = add i64 %acc, %s
+  %i2 = add i64 %i, 1
+  %c = icmp slt i64 %i2, %n
+  br i1 %c, label %l, label %done
+done:
+  ret i64 %acc2
+}
+"""
+H1_V2 = "define i64 @h1(i64 %x) {\n  %y = mul i64 %x, 5\n  ret i64 %y\n}"
+
+
+def both(n: int, mul: int = 3) -> int:
+    return sum(mul * i + i + 7 for i in range(n))
+
+
+class FailingFor(LevelRecorder):
+    """A compiler whose high-level compiles of a partition defining ``name`` fail."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.labels: list[str] = []
+
+    def compile(self, module, target_machine, *, label):
+        if spec_of(target_machine).opt_level == 2:
+            self.labels.append(label)
+            if any(fn.name == self.name and not fn.is_declaration for fn in module.functions):
+                raise CompileError(label, "", detail="refused by the test")
+        return super().compile(module, target_machine, label=label)
+
+
+def test_functions_hot_together_are_promoted_in_one_object():
+    recorder = LevelRecorder()
+    # The polls are rarer than the whole loop, so both cross the threshold
+    # between two polls and are found hot in the same one.
+    engine = engine_with(PAIR, compiler=recorder, tier_up=TierUp(threshold=100, interval=0.05))
+    try:
+        assert engine.call("both", 300) == both(300)
+        assert until(lambda: engine.stats().tier_up_promotions == 2)
+        assert recorder.levels == [0, 2]  # one compile for the two
+        first, second = engine.function_info("h1"), engine.function_info("h2")
+        assert (first.tier, second.tier) == (2, 2)
+        assert 0 < abs(second.body - first.body) < 4096  # side by side, one object
+        assert engine.call("both", 1000) == both(1000)
+        assert engine.stats().recompiled_bodies == 1
+    finally:
+        engine.close()
+
+
+def test_a_group_with_a_function_swapped_meanwhile_is_dropped_and_promoted_again():
+    recorder = LevelRecorder(block_level=2)
+    engine = engine_with(PAIR, compiler=recorder, tier_up=TierUp(threshold=100, interval=0.05))
+    try:
+        assert engine.call("both", 300) == both(300)
+        assert recorder.blocked.wait(10)
+        engine.update_module(parse_ir(H1_V2, "v2"))
+        recorder.release.set()
+        # Both are still hot (h1's count carries over to its new body): each is
+        # promoted again from its current module.
+        assert until(lambda: engine.stats().tier_up_promotions == 2)
+        assert engine.stats().tier_up_discarded == 2
+        assert (engine.function_info("h1").tier, engine.function_info("h2").tier) == (2, 2)
+        assert engine.call("both", 50) == both(50, 5)
+    finally:
+        recorder.release.set()
+        engine.close()
+
+
+def test_a_group_that_fails_to_compile_is_promoted_function_by_function():
+    compiler = FailingFor("h1")
+    engine = engine_with(PAIR, compiler=compiler, tier_up=TierUp(threshold=100, interval=0.05))
+    try:
+        assert engine.call("both", 300) == both(300)
+        assert until(lambda: engine.function_info("h2").tier == 2)
+        assert until(lambda: engine.stats().tier_up_failures == 1)
+        assert len(compiler.labels) == 3  # the pair, then each alone
+        assert compiler.labels[0].startswith("functions ") and "'h1'" in compiler.labels[0] and (
+            "'h2'" in compiler.labels[0])
+        assert all(label.startswith("function '") for label in compiler.labels[1:])
+        info = engine.function_info("h1")
+        assert info.tier == 0 and not engine.stats().tier_up_pending
+        assert engine.call("both", 500) == both(500)
+        time.sleep(0.2)  # several polls: h1 gave up, it is not tried again
+        assert len(compiler.labels) == 3
     finally:
         engine.close()
 

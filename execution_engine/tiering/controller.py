@@ -6,19 +6,21 @@ recompiled), and runs one thread per engine (``execution_engine-tier-up``)
 that, every ``interval`` seconds while anything is counted, reads the
 counters and promotes the functions whose count reached the threshold:
 
-1. under the engine's lock: cut each function's partition from its module's
-   current IR (:meth:`~..hotswap.HotSwap.cut`, the partition
-   ``recompile_and_relink_function`` compiles);
+1. under the engine's lock: cut the partition of the hot functions of each
+   module from its current IR (:meth:`~..hotswap.HotSwap.cut`; for one
+   function, the partition ``recompile_and_relink_function`` compiles), so
+   functions hot together are compiled and laid out together;
 2. off the lock: optimise at the high level and compile at that level - in a
    compile worker of the shared pool when the engine has ``compile_workers``
    (and its target machine's creation arguments are known), else on this
    thread (llvmlite serialises LLVM calls, so an API call that compiles at
    the same time waits for one LLVM call at a time, never for the whole
    promotion);
-3. under the engine's lock: link the object as the function's new body
-   (:meth:`~..hotswap.HotSwap.link_object`) unless the body it was cut from
-   is no longer current (the function was swapped, recompiled or its module
-   removed meanwhile: the result is discarded). The symbol table then points
+3. under the engine's lock: link the object as the functions' new bodies
+   (:meth:`~..hotswap.HotSwap.link_object`) unless a body it was cut from
+   is no longer current (a function was swapped, recompiled or its module
+   removed meanwhile: the result is discarded, and the others, still hot,
+   are promoted at the next poll). The symbol table then points
    the stub's slot straight at the new body; the low-tier body is retired
    under the reclamation rule like any replaced one.
 
@@ -204,59 +206,86 @@ class TierUpController:
         return self._high_spec.create()
 
     def _promote(self, hot: list[Stub], compile_here: Callable[[Recompile], bytes]) -> None:
-        jobs: list[tuple[Stub, Recompile]] = []
+        """Promote ``hot``: the functions of one module that are hot together
+        are compiled as one partition, so their bodies sit side by side as in
+        the module (a promoted body alone in its object starts on a page of
+        its own; hot functions all at one page offset slowed a hot loop by
+        10-16 % here) and see each other's definitions when optimised. A group
+        that fails is promoted again function by function."""
         with self._lock():
             if self._closed:
                 return
-            for stub in hot:
-                if not self._stubs.is_counted(stub):
-                    continue
-                try:
-                    jobs.append((stub, self._swap.cut(stub.name, "promoted")))
-                except _CANNOT_CUT:
-                    self._give_up(stub)
-            self._add(pending=len(jobs))
+            jobs = self._cut([stub for stub in hot if self._stubs.is_counted(stub)])
+            self._add(pending=sum(len(stubs) for stubs, _ in jobs))
         futures: list[Future[bytes] | None] = [None] * len(jobs)
         if self._pool is not None:
             assert self._high_spec is not None
             futures = [self._pool.submit(job.text, self._high_spec, job.handle.name,
                                          optimize=self.policy.high, verify=False)
                        for _, job in jobs]
-        for (stub, job), future in zip(jobs, futures, strict=True):
+        for (stubs, job), future in zip(jobs, futures, strict=True):
             started = time.perf_counter()
             try:
                 data = compile_here(job) if future is None else future.result()
             except ExecutionEngineError:
-                with self._lock():
-                    self._add(pending=-1, failures=1)
-                    if self._stack.symbols.current(job.name) is job.definition:
-                        self._give_up(stub)
+                self._failed(stubs, job, compile_here)
                 continue
             if self._stop.is_set():
                 return
-            self._link(stub, job, data, time.perf_counter() - started)
+            if not self._link(stubs, job, data, time.perf_counter() - started):
+                self._failed(stubs, job, compile_here)
 
-    def _link(self, stub: Stub, job: Recompile, data: bytes, seconds: float) -> None:
+    def _cut(self, stubs: list[Stub]) -> list[tuple[list[Stub], Recompile]]:
+        """The partitions promoting ``stubs``, one per module (engine's lock
+        held); a function that cannot be recompiled stops being counted."""
+        if not stubs:
+            return []
+        by_name = {stub.name: stub for stub in stubs}
+        try:
+            jobs = self._swap.cut(list(by_name), "promoted")
+        except _CANNOT_CUT:
+            if len(stubs) == 1:
+                self._give_up(stubs[0])
+                return []
+            return [job for stub in stubs for job in self._cut([stub])]
+        return [([by_name[name] for name in job.names], job) for job in jobs]
+
+    def _failed(self, stubs: list[Stub], job: Recompile,
+                compile_here: Callable[[Recompile], bytes]) -> None:
+        """A promotion that failed to compile or link: a group is tried again
+        function by function; a single function stays at the low tier."""
+        with self._lock():
+            self._add(pending=-len(stubs), failures=len(stubs) if len(stubs) == 1 else 0)
+            still = [stub for stub, definition in zip(stubs, job.definitions, strict=True)
+                     if self._stack.symbols.current(stub.name) is definition]
+            if len(stubs) == 1:
+                for stub in still:
+                    self._give_up(stub)
+                return
+        for stub in still:
+            self._promote([stub], compile_here)
+
+    def _link(self, stubs: list[Stub], job: Recompile, data: bytes, seconds: float) -> bool:
+        """Link a compiled promotion; False if linking it failed."""
         with self._lock():
             if self._closed:
-                return
-            calls = self._stubs.calls(stub) or 0
+                return True
+            calls = [self._stubs.calls(stub) or 0 for stub in stubs]
             try:
-                address = self._swap.link_object(job, data, self.policy.high)
+                linked = self._swap.link_object(job, data, self.policy.high)
             except ExecutionEngineError:
-                address = None
-                self._add(failures=1)
-                if self._stack.symbols.current(job.name) is job.definition:
-                    self._give_up(stub)
-            if address is not None:
-                self._promoted_calls[stub.id] = self._promoted_calls.get(stub.id, 0) + calls
-                self._stubs.reset(stub)
+                return False
+            if linked:
+                for stub, counted in zip(stubs, calls, strict=True):
+                    self._promoted_calls[stub.id] = self._promoted_calls.get(stub.id, 0) + counted
+                    self._stubs.reset(stub)
                 on_compiled = self._stack.compile_layer.on_compiled
                 if on_compiled is not None:
                     on_compiled(job.handle, data, seconds)
                 self._after_swap()
-            self._add(pending=-1, promotions=int(address is not None),
-                      discarded=int(address is None), seconds=seconds)
+            self._add(pending=-len(stubs), promotions=len(stubs) if linked else 0,
+                      discarded=0 if linked else len(stubs), seconds=seconds)
+            return True
 
     def _give_up(self, stub: Stub) -> None:
         """Stop counting ``stub``'s current body (engine's lock held)."""
