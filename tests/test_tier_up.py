@@ -229,17 +229,21 @@ def both(n: int, mul: int = 3) -> int:
 
 
 class FailingFor(LevelRecorder):
-    """A compiler whose high-level compiles of a partition defining ``name`` fail."""
+    """A compiler whose high-level compiles of a partition defining ``name``
+    raise ``error`` (default: the engine's CompileError)."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, error: type[Exception] | None = None):
         super().__init__()
         self.name = name
+        self.error = error
         self.labels: list[str] = []
 
     def compile(self, module, target_machine, *, label):
         if spec_of(target_machine).opt_level == 2:
             self.labels.append(label)
             if any(fn.name == self.name and not fn.is_declaration for fn in module.functions):
+                if self.error is not None:
+                    raise self.error(f"refused by the test: {label}")
                 raise CompileError(label, "", detail="refused by the test")
         return super().compile(module, target_machine, label=label)
 
@@ -281,8 +285,11 @@ def test_a_group_with_a_function_swapped_meanwhile_is_dropped_and_promoted_again
         engine.close()
 
 
-def test_a_group_that_fails_to_compile_is_promoted_function_by_function():
-    compiler = FailingFor("h1")
+@pytest.mark.parametrize("error", [None, RuntimeError], ids=["CompileError", "RuntimeError"])
+def test_a_group_that_fails_to_compile_is_promoted_function_by_function(error):
+    """Whatever the compiler raises (a user's may raise anything), the
+    promotion fails, the thread carries on and the rest is promoted."""
+    compiler = FailingFor("h1", error)
     engine = engine_with(PAIR, compiler=compiler, tier_up=TierUp(threshold=100, interval=0.05))
     try:
         assert engine.call("both", 300) == both(300)

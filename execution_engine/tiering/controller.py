@@ -227,7 +227,7 @@ class TierUpController:
             started = time.perf_counter()
             try:
                 data = compile_here(job) if future is None else future.result()
-            except ExecutionEngineError:
+            except Exception:  # noqa: BLE001 - a user's compiler may raise anything
                 self._failed(stubs, job, compile_here)
                 continue
             if self._stop.is_set():
