@@ -6,6 +6,8 @@ an :class:`EngineOptions` (or its fields as keywords), composed from policy
 objects (:mod:`.policies`), an executor spec and a compile backend.
 """
 
+from typing import TYPE_CHECKING
+
 from . import target_spec  # noqa: F401  (first: notes the spec of every target machine)
 from .compilers import CompileBackend, InProcessCompiler
 from .dropin import install, installed, uninstall
@@ -34,12 +36,27 @@ from .errors import (
     UnresolvedSymbolError,
 )
 from .executors.local import LocalExecutorSpec
-from .executors.remote.host import RemoteExecutorSpec
 from .introspection import EngineStats, FunctionInfo
 from .ir.signature import Signature
 from .options import EngineOptions
 from .policies import PartitionPolicy, RedirectionPolicy
 from .tiering.policy import TierUp
+
+if TYPE_CHECKING:
+    from .executors.remote.host import RemoteExecutorSpec
+
+
+def __getattr__(name: str) -> object:
+    # The remote executor's host (sockets, subprocesses, the protocol) is
+    # imported by the processes that use it, not by every drop-in user's.
+    if name == "RemoteExecutorSpec":
+        from .executors.remote.host import RemoteExecutorSpec
+        return RemoteExecutorSpec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 __all__ = [
     "CacheUnavailableWarning",

@@ -43,7 +43,6 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -54,6 +53,8 @@ from ..policies import BackgroundPolicy
 from ..target_spec import TargetSpec
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..compile_service.pool import CompilePool
 
 _WAIT = 0.5  # seconds the thread sleeps when nothing happens

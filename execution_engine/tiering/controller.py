@@ -44,7 +44,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -60,6 +59,8 @@ from ..native.stubs import Stub
 from .policy import TierUp
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from ..compile_service.pool import CompilePool
     from ..hotswap import HotSwap, Recompile
     from ..options import EngineOptions
