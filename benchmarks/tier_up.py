@@ -14,9 +14,9 @@ and module per repetition, runs interleaved, medians:
   after every function of the hot path reports the high tier), the fastest
   of ``STEADY_REPEATS`` calls, wall (one call of a few tens of ms is at the
   mercy of one descheduling on a shared machine); the table gives the
-  median over repetitions and the best of all (on this shared machine a
-  neighbour on the other hardware thread slows the same code by up to 1.6x
-  for seconds at a time, within one process);
+  median over repetitions and the best of all (on this shared machine the
+  same code ran up to 1.6x slower for seconds at a time, within one process,
+  with nothing else of ours running);
 * **promotion**: tier-up only, from the first call until the hot path is
   promoted (work spans the engine's tier-up thread, so wall).
 
