@@ -364,9 +364,6 @@ def test_internal_callers_reach_a_recompiled_body(make, mode):
 
 
 def test_a_later_module_defining_a_function_again_reaches_internal_callers(make, mode):
-    if "lazy" in mode:
-        pytest.xfail("lazy engines (any policy) keep a compiled function when a later "
-                     "add_module defines it again: even call('callee') returns the first")
     engine = make(MODULE)
     assert engine.call("caller", 1) == 2
     later = parse_ir(CALLEE_V2, "later")

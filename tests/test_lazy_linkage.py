@@ -9,7 +9,7 @@ import ctypes
 
 import isolated
 import pytest
-from conftest import cfunc, i64_at
+from conftest import cfunc, i64_at, parse_ir
 from isolated_cases import lazy as lazy_cases
 
 I64 = ctypes.c_int64
@@ -232,6 +232,32 @@ def test_later_weak_function_does_not_replace_strong_one(make_lazy, policy):
     assert lazy.fn("use1")() == 1
     assert lazy.fn("use0")() == 1
 
+
+
+STRONG_LATER = """
+define i64 @f() {
+  ret i64 3
+}
+"""
+
+
+@POLICIES
+def test_a_module_added_after_a_first_call_takes_over_only_with_a_strong_definition(
+        make_lazy, policy):
+    """As the linker (and the eager engine) decide: a later strong definition
+    replaces a body compiled already, a later weak one does not; removing the
+    later module brings the earlier body back."""
+    lazy = make_lazy(STRONG, policy=policy)
+    assert lazy.fn("use0")() == 1  # f compiled from m0
+    weak = parse_ir(WEAK_LATER, "weak")
+    lazy.engine.add_module(weak)
+    assert lazy.fn("use1")() == 1 and lazy.fn("use0")() == 1
+    strong = parse_ir(STRONG_LATER, "strong")
+    lazy.engine.add_module(strong)
+    assert lazy.fn("use0")() == 3 and lazy.fn("use1")() == 3
+    assert lazy.engine.call("f") == 3
+    lazy.engine.remove_module(strong)
+    assert lazy.fn("use0")() == 1 and lazy.engine.call("f") == 1
 
 CYCLE_A = """
 @b = external global ptr

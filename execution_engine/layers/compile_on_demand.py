@@ -213,8 +213,10 @@ class CompileOnDemandLayer(Host):
 
     def add(self, handle: Handle, module: llvm.ModuleRef,
             options: AddOptions = DEFAULT) -> Handle:
-        """Add ``module`` (borrowed): nothing is compiled or walked now (strict
-        mode checks the module's names against the engine's)."""
+        """Add ``module`` (borrowed): nothing is compiled now. The module is
+        walked only when it can replace something: an update, or a module
+        added once functions have stubs (a later strong definition takes over
+        a compiled body); strict mode checks its names against the engine's."""
         if options.eager:
             return self.base.add(handle, module, options)
         with self._lock:
@@ -235,24 +237,43 @@ class CompileOnDemandLayer(Host):
                            reinitialize_data=options.reinitialize_data))
             if options.keep_existing_data:  # an update: swap what is replaced
                 self._link_variables()
-                defined = []
-                unbind = []
-                for fn in module.functions:
-                    if fn.is_declaration:
-                        continue
-                    if not is_local(fn):
-                        defined.append(fn.name)
-                    if self.symbols.has_stub(fn.name):
-                        source.claimed.add(fn.name)
-                        if self._provider(fn.name)[0] is source:
-                            unbind.append(fn.name)
-                if unbind:
-                    self._release_direct(unbind)
-                for name in unbind:
-                    self.symbols.stubs.unbind(self.symbols.stub(name))
+                defined = self._take_over(source, module, only_bound=False)
                 source.defined = frozenset(defined)
                 source.defines_data = any(not g.is_declaration for g in module.global_variables)
+            elif len(self.symbols.stubs):
+                # A later strong definition wins over a body already compiled
+                # (the linker's rule, as in an eager engine). Without any stub
+                # nothing is compiled yet, and the module is not walked.
+                self._take_over(source, module, only_bound=True)
         return handle
+
+    def _take_over(self, source: _Source, module: llvm.ModuleRef, *,
+                   only_bound: bool) -> list[str]:
+        """Unbind the stubs of the functions ``source`` now provides (the
+        next call compiles its definition; ``only_bound``: of those whose
+        stub is bound to a body) and claim them, so that removing ``source``
+        brings the previous definition back. Returns the external names it
+        defines (engine's lock held)."""
+        defined = []
+        unbind = []
+        for fn in module.functions:
+            if fn.is_declaration:
+                continue
+            name = fn.name
+            if not is_local(fn):
+                defined.append(name)
+            if not self.symbols.has_stub(name):
+                continue
+            if only_bound and not self.symbols.stub(name).is_bound():
+                continue
+            source.claimed.add(name)
+            if self._provider(name)[0] is source:
+                unbind.append(name)
+        if unbind:
+            self._release_direct(unbind)
+        for name in unbind:
+            self.symbols.stubs.unbind(self.symbols.stub(name))
+        return defined
 
     def emit(self, handles: Iterable[Handle] | None = None) -> None:
         """Lazy sets are ready to compile on demand as soon as they are added;
