@@ -153,6 +153,14 @@ class HotSwap:
     def _lineage_defines(self, root: Handle, name: str) -> bool:
         return self._stack.symbols.current(shared_prefix(root.id) + name) is not None
 
+    def _recompile_view(self, origin: Handle, module: llvm.ModuleRef, root: Handle) -> ModuleView:
+        """The view recompiles of ``origin``'s functions are cut from, made once
+        (mutable: the user may change the module between recompiles)."""
+        view = self._views.get(origin)
+        if view is None:
+            view = self._views[origin] = self._view(module, root, mutable=True)
+        return view
+
     def _view(self, module: llvm.ModuleRef, root: Handle, *, mutable: bool) -> ModuleView:
         lazy = self._stack.on_demand.is_lazy(root)
         return ModuleView(module, prefix=shared_prefix(root.id),
@@ -197,28 +205,23 @@ class HotSwap:
         one per module (the functions of one module compiled together), to
         compile elsewhere and :meth:`link_object` later (engine's lock held).
         Raises as :meth:`recompile` does if any of them cannot be recompiled."""
-        groups: dict[Handle, tuple[llvm.ModuleRef, list[str], list[str], list[Definition]]] = {}
+        groups: dict[Handle, tuple[llvm.ModuleRef, list[tuple[str, str, Definition]]]] = {}
         for name in names:
             current = self._stack.symbols.current(name)
             if current is None or not current.is_function:
                 raise KeyError(f"the engine defines no function '{name}'")
             origin, module, ir_name = self._function_home(name)
-            group = groups.setdefault(origin, (module, [], [], []))
-            group[1].append(name)
-            group[2].append(ir_name)
-            group[3].append(current)
+            groups.setdefault(origin, (module, []))[1].append((name, ir_name, current))
         jobs = []
-        for origin, (module, engine_names, ir_names, definitions) in groups.items():
+        for origin, (module, members) in groups.items():
+            engine_names, ir_names, definitions = zip(*members, strict=True)
             root = self._root.get(origin, origin)
-            view = self._views.get(origin)
-            if view is None:
-                view = self._views[origin] = self._view(module, root, mutable=True)
-            part = view.partition(ir_names)
+            part = self._recompile_view(origin, module, root).partition(ir_names)
             quoted = ", ".join(f"'{n}'" for n in ir_names)
             handle = Handle(f"function{'s' if len(ir_names) > 1 else ''} {quoted} {label} "
                             f"from {module_label(module)}")
-            jobs.append(Recompile(tuple(engine_names), part.text,
-                                  tuple(definitions), handle, origin, root, dict(part.shared)))
+            jobs.append(Recompile(engine_names, part.text, definitions, handle, origin, root,
+                                  dict(part.shared)))
         return jobs
 
     def link_object(self, job: Recompile, data: bytes, opt_level: int) -> bool:
@@ -254,10 +257,7 @@ class HotSwap:
         ExecutionEngine.recompile_and_relink_function. Returns the body's address."""
         origin, module, name = self._function_home(fn)
         root = self._root.get(origin, origin)
-        view = self._views.get(origin)
-        if view is None:
-            # The user may change the module between recompiles.
-            view = self._views[origin] = self._view(module, root, mutable=True)
+        view = self._recompile_view(origin, module, root)
         target_machine = None if opt_level is None else self._target_machine_at(opt_level)
         handle = Handle(f"function '{name}' recompiled from {module_label(module)}")
         self._origin[handle] = origin  # before linking: the link may retire its origin
