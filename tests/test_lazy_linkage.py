@@ -233,7 +233,6 @@ def test_later_weak_function_does_not_replace_strong_one(make_lazy, policy):
     assert lazy.fn("use0")() == 1
 
 
-
 STRONG_LATER = """
 define i64 @f() {
   ret i64 3
@@ -258,6 +257,7 @@ def test_a_module_added_after_a_first_call_takes_over_only_with_a_strong_definit
     assert lazy.engine.call("f") == 3
     lazy.engine.remove_module(strong)
     assert lazy.fn("use0")() == 1 and lazy.engine.call("f") == 1
+
 
 CYCLE_A = """
 @b = external global ptr
